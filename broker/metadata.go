@@ -1,0 +1,108 @@
+package broker
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+)
+
+// metadataFile holds the node's topic metadata. It is small and rewritten
+// whole on every change: written to a temporary file, fsynced, renamed over
+// the old one and the directory fsynced, so a crash leaves either the old or
+// the new version. A CRC-32C over the body catches a damaged file, which
+// stops the node rather than letting it forget topics.
+const metadataFile = "topics.json"
+
+// producerIDBlock is how many producer ids are reserved per metadata write:
+// ids handed out after a restart start past the last reserved block, so they
+// never repeat, while InitProducerId rarely touches the disk.
+const producerIDBlock = 1000
+
+type metadata struct {
+	Topics []topicRecord `json:"topics"`
+	// ProducerIDLimit is the first producer id not yet reserved.
+	ProducerIDLimit int64 `json:"producer_id_limit"`
+}
+
+type topicRecord struct {
+	Name       string            `json:"name"`
+	ID         [16]byte          `json:"id"`
+	Partitions int32             `json:"partitions"`
+	Configs    map[string]string `json:"configs,omitempty"`
+}
+
+type metadataEnvelope struct {
+	CRC32C uint32          `json:"crc32c"`
+	Body   json.RawMessage `json:"body"`
+}
+
+func loadMetadata(dir string) (metadata, error) {
+	var md metadata
+	raw, err := os.ReadFile(filepath.Join(dir, metadataFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return md, nil
+	}
+	if err != nil {
+		return md, err
+	}
+	var env metadataEnvelope
+	if err := json.Unmarshal(raw, &env); err != nil {
+		return md, fmt.Errorf("%s is damaged: %w", metadataFile, err)
+	}
+	if got := crc32.Checksum(env.Body, castagnoli); got != env.CRC32C {
+		return md, fmt.Errorf("%s is damaged: checksum %08x, stored %08x", metadataFile, got, env.CRC32C)
+	}
+	if err := json.Unmarshal(env.Body, &md); err != nil {
+		return md, fmt.Errorf("%s is damaged: %w", metadataFile, err)
+	}
+	return md, nil
+}
+
+func saveMetadata(dir string, md metadata) error {
+	body, err := json.Marshal(md)
+	if err != nil {
+		return err
+	}
+	raw, err := json.MarshalIndent(metadataEnvelope{CRC32C: crc32.Checksum(body, castagnoli), Body: body}, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(dir, metadataFile), raw)
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+func writeFileAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

@@ -1,0 +1,192 @@
+// Package testnode runs real `sluice serve` processes for end-to-end tests:
+// it builds the binary once per test binary, starts nodes on free loopback
+// ports, and stops them gracefully or with SIGKILL.
+package testnode
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// Binary builds ./cmd/sluice once per test process and returns its path.
+func Binary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "sluice-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "sluice")
+		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/sluice")
+		cmd.Dir = moduleRoot()
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Run(); err != nil {
+			buildErr = fmt.Errorf("go build ./cmd/sluice: %v\n%s", err, out.String())
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+func moduleRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}
+
+// FreePort returns a loopback address with a port that was free a moment ago.
+func FreePort(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// Node is one running `sluice serve` process.
+type Node struct {
+	Addr    string // Kafka listener
+	DataDir string
+	Args    []string
+
+	t      testing.TB
+	cmd    *exec.Cmd
+	logs   *syncBuffer
+	exited chan struct{}
+	err    error
+}
+
+// Start runs `sluice serve` on dataDir with a fresh Kafka port and waits
+// until it accepts connections. extra flags are appended. The node is
+// killed at test cleanup if still running.
+func Start(t testing.TB, dataDir string, extra ...string) *Node {
+	t.Helper()
+	n := &Node{DataDir: dataDir, t: t}
+	n.Args = append([]string{"serve", "--data-dir", dataDir, "--listen", FreePort(t), "--metrics-listen", FreePort(t)}, extra...)
+	n.Addr = n.Args[4]
+	n.start()
+	t.Cleanup(func() {
+		if n.Running() {
+			n.Kill()
+		}
+		if t.Failed() {
+			t.Logf("node %s log:\n%s", n.Addr, n.Logs())
+		}
+	})
+	return n
+}
+
+// Restart starts the node again with the same arguments and address.
+func (n *Node) Restart() {
+	n.t.Helper()
+	n.start()
+}
+
+func (n *Node) start() {
+	n.t.Helper()
+	n.logs = &syncBuffer{}
+	n.cmd = exec.Command(Binary(n.t), n.Args...)
+	n.cmd.Stdout, n.cmd.Stderr = n.logs, n.logs
+	n.exited = make(chan struct{})
+	if err := n.cmd.Start(); err != nil {
+		n.t.Fatal(err)
+	}
+	go func() {
+		n.err = n.cmd.Wait()
+		close(n.exited)
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", n.Addr, time.Second)
+		if err == nil {
+			c.Close()
+			return
+		}
+		select {
+		case <-n.exited:
+			n.t.Fatalf("sluice serve exited before listening: %v\n%s", n.err, n.Logs())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			n.t.Fatalf("sluice serve did not listen on %s within 30s\n%s", n.Addr, n.Logs())
+		}
+	}
+}
+
+// Running reports whether the process is still alive.
+func (n *Node) Running() bool {
+	select {
+	case <-n.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// Kill sends SIGKILL and waits for the process to die.
+func (n *Node) Kill() {
+	n.cmd.Process.Signal(syscall.SIGKILL)
+	<-n.exited
+}
+
+// Stop sends SIGTERM and returns the exit error (nil for exit status 0).
+func (n *Node) Stop() error {
+	n.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-n.exited:
+		return n.err
+	case <-time.After(30 * time.Second):
+		n.Kill()
+		return fmt.Errorf("sluice serve did not exit within 30s of SIGTERM")
+	}
+}
+
+// Logs returns what the process printed so far.
+func (n *Node) Logs() string { return n.logs.String() }
+
+// Run executes a sluice client command against this node and returns its
+// combined output.
+func (n *Node) Run(stdin string, args ...string) (string, error) {
+	cmd := exec.Command(Binary(n.t), append(args, "--brokers", n.Addr)...)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
