@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -52,7 +53,13 @@ func loadMetadata(dir string) (metadata, error) {
 	if err := json.Unmarshal(raw, &env); err != nil {
 		return md, fmt.Errorf("%s is damaged: %w", metadataFile, err)
 	}
-	if got := crc32.Checksum(env.Body, castagnoli); got != env.CRC32C {
+	// The file is indented for people to read; the checksum covers the
+	// compact form that saveMetadata hashed.
+	var body bytes.Buffer
+	if err := json.Compact(&body, env.Body); err != nil {
+		return md, fmt.Errorf("%s is damaged: %w", metadataFile, err)
+	}
+	if got := crc32.Checksum(body.Bytes(), castagnoli); got != env.CRC32C {
 		return md, fmt.Errorf("%s is damaged: checksum %08x, stored %08x", metadataFile, got, env.CRC32C)
 	}
 	if err := json.Unmarshal(env.Body, &md); err != nil {
