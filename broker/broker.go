@@ -10,6 +10,7 @@ package broker
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -77,8 +78,11 @@ type Broker struct {
 	cfg Config
 	log *slog.Logger
 
+	clusterID string
+
 	mu     sync.RWMutex
 	topics map[string]*topic
+	byID   map[[16]byte]*topic
 	closed bool
 	// producerIDs hands out ids below producerIDLimit, which is persisted.
 	nextProducerID  int64
@@ -112,7 +116,9 @@ func Open(cfg Config) (*Broker, error) {
 	b := &Broker{
 		cfg:             cfg,
 		log:             cfg.Logger,
+		clusterID:       md.ClusterID,
 		topics:          make(map[string]*topic),
+		byID:            make(map[[16]byte]*topic),
 		nextProducerID:  md.ProducerIDLimit,
 		producerIDLimit: md.ProducerIDLimit,
 	}
@@ -124,6 +130,21 @@ func Open(cfg Config) (*Broker, error) {
 			return nil, err
 		}
 		b.topics[rec.Name] = t
+		b.byID[rec.ID] = t
+	}
+	if b.clusterID == "" {
+		var id [16]byte
+		if _, err := rand.Read(id[:]); err != nil {
+			return nil, err
+		}
+		b.clusterID = base64.RawURLEncoding.EncodeToString(id[:])
+		b.mu.Lock()
+		err := b.saveLocked()
+		b.mu.Unlock()
+		if err != nil {
+			b.Close()
+			return nil, fmt.Errorf("broker: persist cluster id: %w", err)
+		}
 	}
 	b.log.Info("broker opened", "data_dir", cfg.DataDir, "topics", len(b.topics))
 	return b, nil
@@ -162,6 +183,12 @@ func (b *Broker) partitionDir(name string, p int32) string {
 
 // NodeID is this node's id.
 func (b *Broker) NodeID() int32 { return b.cfg.NodeID }
+
+// ClusterID identifies the cluster; it is generated once per data directory.
+func (b *Broker) ClusterID() string { return b.clusterID }
+
+// DefaultPartitions is the partition count for topics created without one.
+func (b *Broker) DefaultPartitions() int32 { return b.cfg.DefaultPartitions }
 
 // DataDir is the node's data directory.
 func (b *Broker) DataDir() string { return b.cfg.DataDir }
@@ -202,8 +229,10 @@ func (b *Broker) CreateTopic(name string, partitions int32, configs map[string]s
 		return TopicInfo{}, err
 	}
 	b.topics[name] = t
+	b.byID[rec.ID] = t
 	if err := b.saveLocked(); err != nil {
 		delete(b.topics, name)
+		delete(b.byID, rec.ID)
 		for _, p := range t.partitions {
 			p.Delete()
 		}
@@ -253,8 +282,10 @@ func (b *Broker) DeleteTopic(name string) error {
 		return fmt.Errorf("%w: %s", ErrUnknownTopic, name)
 	}
 	delete(b.topics, name)
+	delete(b.byID, t.info.ID)
 	if err := b.saveLocked(); err != nil {
 		b.topics[name] = t
+		b.byID[t.info.ID] = t
 		b.mu.Unlock()
 		return fmt.Errorf("broker: persist deletion of %s: %w", name, err)
 	}
@@ -315,12 +346,11 @@ func (b *Broker) Topic(name string) (TopicInfo, bool) {
 func (b *Broker) TopicByID(id [16]byte) (TopicInfo, bool) {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
-	for _, t := range b.topics {
-		if t.info.ID == id {
-			return t.info, true
-		}
+	t, ok := b.byID[id]
+	if !ok {
+		return TopicInfo{}, false
 	}
-	return TopicInfo{}, false
+	return t.info, true
 }
 
 // DescribeConfigs returns every supported config of a topic with its
@@ -363,7 +393,7 @@ func (b *Broker) NextProducerID() (int64, error) {
 }
 
 func (b *Broker) saveLocked() error {
-	md := metadata{ProducerIDLimit: b.producerIDLimit}
+	md := metadata{ClusterID: b.clusterID, ProducerIDLimit: b.producerIDLimit}
 	for _, t := range b.topics {
 		md.Topics = append(md.Topics, topicRecord{Name: t.info.Name, ID: t.info.ID, Partitions: t.info.Partitions, Configs: t.info.Configs})
 	}

@@ -91,11 +91,18 @@ func TestTopicsSurviveRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	pid1, _ := b.NextProducerID()
+	cluster := b.ClusterID()
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
 
 	b2 := openTest(t, dir)
+	if cluster == "" || b2.ClusterID() != cluster {
+		t.Errorf("cluster id %q changed to %q across restart", cluster, b2.ClusterID())
+	}
+	if byID, ok := b2.TopicByID(info.ID); !ok || byID.Name != "clicks" {
+		t.Errorf("TopicByID after restart = %+v, %v", byID, ok)
+	}
 	got, ok := b2.Topic("clicks")
 	if !ok || got.ID != info.ID || got.Partitions != 3 || got.Configs["cleanup.policy"] != "compact" {
 		t.Fatalf("after restart: %+v %v", got, ok)

@@ -24,6 +24,9 @@ const producerIDBlock = 1000
 
 type metadata struct {
 	Topics []topicRecord `json:"topics"`
+	// ClusterID is generated when the data directory is first used, so that
+	// clients can tell two clusters apart.
+	ClusterID string `json:"cluster_id"`
 	// ProducerIDLimit is the first producer id not yet reserved.
 	ProducerIDLimit int64 `json:"producer_id_limit"`
 }
