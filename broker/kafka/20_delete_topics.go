@@ -1,0 +1,55 @@
+package kafka
+
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// handleDeleteTopics deletes topics named by name (all versions) or by id
+// (v6+), and drops their metrics.
+func handleDeleteTopics(cx *reqCtx, kreq kmsg.Request) (kmsg.Response, error) {
+	req := kreq.(*kmsg.DeleteTopicsRequest)
+	resp := req.ResponseKind().(*kmsg.DeleteTopicsResponse)
+
+	targets := req.Topics
+	if req.Version < 6 {
+		targets = make([]kmsg.DeleteTopicsRequestTopic, len(req.TopicNames))
+		for i := range req.TopicNames {
+			targets[i].Topic = &req.TopicNames[i]
+		}
+	}
+	resp.Topics = make([]kmsg.DeleteTopicsResponseTopic, 0, len(targets))
+	for _, t := range targets {
+		st := kmsg.NewDeleteTopicsResponseTopic()
+		st.Topic, st.TopicID = t.Topic, t.TopicID
+		var err error
+		switch {
+		case t.Topic != nil:
+			err = cx.s.b.DeleteTopic(*t.Topic)
+		case t.TopicID != [16]byte{}:
+			info, ok := cx.s.b.TopicByID(t.TopicID)
+			if !ok {
+				err = errUnknownTopicID
+				break
+			}
+			name := info.Name
+			st.Topic = &name
+			err = cx.s.b.DeleteTopic(name)
+		default:
+			err = errInvalidRequest
+		}
+		if err != nil {
+			st.ErrorCode = cx.code(err)
+			if req.Version >= 5 {
+				st.ErrorMessage = errMessage(err)
+			}
+			if st.ErrorCode == kerr.KafkaStorageError.Code {
+				cx.c.log.Error("delete topic failed", "topic", st.Topic, "err", err)
+			}
+		} else {
+			cx.s.m.forgetTopic(*st.Topic)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp, nil
+}

@@ -1,0 +1,105 @@
+package kafka
+
+import (
+	"sort"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// handler answers one decoded request. A nil response sends nothing (produce
+// with acks=0); an error closes the connection.
+type handler func(cx *reqCtx, req kmsg.Request) (kmsg.Response, error)
+
+// api is one supported Kafka API and the versions we answer.
+type api struct {
+	key      int16
+	min, max int16
+	handle   handler
+}
+
+// supportedAPIs is every API this front door implements: ApiVersions
+// advertises exactly this list, and everything else is answered with
+// UNSUPPORTED_VERSION. To add an API, write its NN_name.go file and add a
+// line here.
+//
+// Minimum versions follow Kafka 4.0 (KIP-896) where that matters: produce
+// and fetch need RecordBatch v2 (produce v3+, fetch v4+), the only format
+// sluice stores. Maximum versions are the newest that kmsg decodes and whose
+// semantics we honour.
+func supportedAPIs() []api {
+	return []api{
+		{key: 0, min: 3, max: 12, handle: handleProduce},
+		{key: 1, min: 4, max: 16, handle: handleFetch},
+		{key: 2, min: 1, max: 10, handle: handleListOffsets},
+		{key: 3, min: 0, max: 12, handle: handleMetadata},
+		{key: apiVersionsKey, min: 0, max: 4, handle: handleAPIVersions},
+		{key: 19, min: 0, max: 7, handle: handleCreateTopics},
+		{key: 20, min: 0, max: 6, handle: handleDeleteTopics},
+		{key: 22, min: 0, max: 5, handle: handleInitProducerID},
+		{key: 32, min: 0, max: 4, handle: handleDescribeConfigs},
+	}
+}
+
+const apiVersionsKey = 18
+
+// maxAPIKey bounds the table; kmsg knows fewer keys than this.
+const maxAPIKey = 128
+
+// apiTable indexes supportedAPIs by key.
+type apiTable struct {
+	byKey  [maxAPIKey]*api
+	sorted []api
+}
+
+func newAPITable() apiTable {
+	var t apiTable
+	t.sorted = supportedAPIs()
+	sort.Slice(t.sorted, func(i, j int) bool { return t.sorted[i].key < t.sorted[j].key })
+	for i := range t.sorted {
+		t.byKey[t.sorted[i].key] = &t.sorted[i]
+	}
+	return t
+}
+
+func (t *apiTable) lookup(key int16) *api {
+	if key < 0 || int(key) >= len(t.byKey) {
+		return nil
+	}
+	return t.byKey[key]
+}
+
+func (t *apiTable) supports(key, version int16) bool {
+	a := t.lookup(key)
+	return a != nil && version >= a.min && version <= a.max
+}
+
+// reqCtx is what a handler knows about the request besides its body.
+type reqCtx struct {
+	s       *Server
+	c       *conn
+	key     int16
+	version int16
+	// errs counts error codes set in the response, for the errors metric.
+	errs int
+	// respSize is the handler's guess of the encoded response size, so the
+	// response buffer is allocated once (fetch sets it to the record bytes).
+	respSize int
+	// release holds pooled buffers the response refers to; they are
+	// returned to the pool once the response is written.
+	release []*[]byte
+}
+
+// code maps err to a Kafka error code (see errors.go) and counts it.
+func (cx *reqCtx) code(err error) int16 {
+	code := errorCode(err)
+	cx.count(code)
+	return code
+}
+
+// count records an error code the handler set directly.
+func (cx *reqCtx) count(code int16) {
+	if code != 0 {
+		cx.errs++
+		cx.s.m.countError(cx.key, code)
+	}
+}

@@ -1,0 +1,253 @@
+package kafka
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kbin"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// Frame layout: a 4-byte big-endian size, then that many bytes holding the
+// request header (api key int16, api version int16, correlation id int32,
+// client id nullable string, and from header v2 on, tagged fields) and the
+// request body.
+const (
+	frameSizeLen = 4
+	minFrameSize = 8 // key, version and correlation id
+	// frameReadChunk is how much of a frame is read before the rest is
+	// allocated: a client declaring a 100 MiB frame gets memory as its bytes
+	// arrive, not on its word.
+	frameReadChunk = 1 << 20
+	readBufferSize = 64 << 10
+)
+
+// Errors that end a connection. They are logged, never sent.
+var (
+	errFrameSize    = errors.New("invalid frame size")
+	errUnknownKey   = errors.New("unknown api key")
+	errBadVersion   = errors.New("api version unknown to the codec")
+	errBadHeader    = errors.New("malformed request header")
+	errBadBody      = errors.New("malformed request body")
+	errCloseOnAcks0 = errors.New("acks=0 produce failed; closing so the client refreshes metadata")
+)
+
+// request is one decoded request.
+type request struct {
+	key     int16
+	version int16
+	corr    int32
+	// body is the request; nil for an ApiVersions request of a version we
+	// do not know, which is answered without being parsed.
+	body kmsg.Request
+}
+
+// conn is one client connection. Its goroutine reads, handles and answers
+// requests one at a time (see the package doc for why).
+type conn struct {
+	s  *Server
+	nc net.Conn
+	br *bufio.Reader
+	// log carries the remote address; built once per connection.
+	log *slog.Logger
+}
+
+func newConn(s *Server, nc net.Conn) *conn {
+	return &conn{
+		s:   s,
+		nc:  nc,
+		br:  bufio.NewReaderSize(nc, readBufferSize),
+		log: s.log.With("remote", nc.RemoteAddr().String()),
+	}
+}
+
+// serve runs the connection until the client leaves, a protocol error, or
+// the server closes.
+func (c *conn) serve() {
+	c.s.m.connections.Inc()
+	defer c.s.m.connections.Dec()
+	defer c.nc.Close()
+	defer func() {
+		// Last line of defense: a bug in a handler must cost one
+		// connection, not the node.
+		if r := recover(); r != nil {
+			c.log.Error("panic serving kafka connection", "panic", r, "stack", string(debug.Stack()))
+		}
+	}()
+	for {
+		if err := c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.IdleTimeout)); err != nil {
+			return
+		}
+		bp, err := readFrame(c.br, c.s.cfg.MaxRequestSize)
+		if err != nil {
+			c.logReadError(err)
+			return
+		}
+		err = c.handleFrame(*bp)
+		putBuf(bp)
+		if err != nil {
+			if !c.s.isClosed() {
+				c.log.Warn("closing kafka connection", "err", err)
+			}
+			return
+		}
+	}
+}
+
+func (c *conn) logReadError(err error) {
+	switch {
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), c.s.isClosed():
+		return // client hung up, or we are shutting down
+	case errors.Is(err, errFrameSize), errors.Is(err, io.ErrUnexpectedEOF):
+		c.log.Warn("closing kafka connection: bad frame", "err", err)
+	default:
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			c.log.Debug("closing idle kafka connection")
+			return
+		}
+		c.log.Debug("kafka connection read failed", "err", err)
+	}
+}
+
+// readFrame reads one size-prefixed frame into a pooled buffer, which the
+// caller returns with putBuf.
+func readFrame(r io.Reader, maxSize int32) (*[]byte, error) {
+	var sz [frameSizeLen]byte
+	if _, err := io.ReadFull(r, sz[:]); err != nil {
+		return nil, err
+	}
+	size := int32(binary.BigEndian.Uint32(sz[:]))
+	if size < minFrameSize || size > maxSize {
+		return nil, fmt.Errorf("%w: %d (allowed %d..%d)", errFrameSize, size, minFrameSize, maxSize)
+	}
+	n := int(size)
+	have := min(n, frameReadChunk)
+	bp := getBuf(have)
+	if _, err := io.ReadFull(r, *bp); err != nil {
+		putBuf(bp)
+		return nil, err
+	}
+	for have < n {
+		next := min(n, 2*have)
+		nbp := getBuf(next)
+		copy(*nbp, (*bp)[:have])
+		putBuf(bp)
+		bp = nbp
+		if _, err := io.ReadFull(r, (*bp)[have:next]); err != nil {
+			putBuf(bp)
+			return nil, err
+		}
+		have = next
+	}
+	return bp, nil
+}
+
+// decodeRequest parses the request header and body of one frame. The body's
+// byte fields (produce records) alias frame.
+func decodeRequest(frame []byte, apis *apiTable) (request, error) {
+	rd := kbin.Reader{Src: frame}
+	req := request{key: rd.Int16(), version: rd.Int16(), corr: rd.Int32()}
+	if !rd.Ok() {
+		return req, errBadHeader
+	}
+	body := kmsg.RequestForKey(req.key)
+	if body == nil {
+		return req, fmt.Errorf("%w %d", errUnknownKey, req.key)
+	}
+	if req.key == apiVersionsKey && !apis.supports(req.key, req.version) {
+		// A newer client's ApiVersions may have a header and body we
+		// cannot parse; we answer with version 0 without reading them.
+		return req, nil
+	}
+	if req.version < 0 || req.version > body.MaxVersion() {
+		return req, fmt.Errorf("%w: %s v%d", errBadVersion, kmsg.NameForKey(req.key), req.version)
+	}
+	body.SetVersion(req.version)
+	// ControlledShutdown v0 is the one request whose header has no client
+	// id; flexible requests use header v2, which ends in tagged fields.
+	// The client id is not used, so it is skipped rather than copied.
+	if !(req.key == 7 && req.version == 0) {
+		if n := rd.Int16(); n > 0 {
+			rd.Span(int(n))
+		}
+	}
+	if body.IsFlexible() {
+		kmsg.SkipTags(&rd)
+	}
+	if !rd.Ok() {
+		return req, errBadHeader
+	}
+	if err := body.ReadFrom(rd.Src); err != nil {
+		return req, fmt.Errorf("%w: %s v%d: %v", errBadBody, kmsg.NameForKey(req.key), req.version, err)
+	}
+	req.body = body
+	return req, nil
+}
+
+// handleFrame decodes, handles and answers one request. A returned error
+// closes the connection.
+func (c *conn) handleFrame(frame []byte) error {
+	start := time.Now()
+	req, err := decodeRequest(frame, &c.s.apis)
+	if err != nil {
+		if !errors.Is(err, errUnknownKey) && !errors.Is(err, errBadHeader) {
+			c.s.m.countMalformed(req.key)
+		}
+		return err
+	}
+	cx := &reqCtx{s: c.s, c: c, key: req.key, version: req.version}
+	var resp kmsg.Response
+	switch api := c.s.apis.lookup(req.key); {
+	case req.body == nil:
+		resp = apiVersionsFallback(&c.s.apis)
+		cx.count(unsupportedCode)
+	case api == nil || req.version < api.min || req.version > api.max:
+		c.log.Debug("unsupported kafka request", "api", kmsg.NameForKey(req.key), "version", req.version)
+		resp = unsupportedResponse(req.body)
+		cx.count(unsupportedCode)
+	default:
+		resp, err = api.handle(cx, req.body)
+	}
+	if resp != nil && err == nil {
+		err = c.writeResponse(req, resp, cx.respSize)
+	}
+	for _, bp := range cx.release {
+		putBuf(bp)
+	}
+	c.s.m.observe(req.key, time.Since(start))
+	return err
+}
+
+// writeResponse encodes resp after a response header for req and writes it.
+func (c *conn) writeResponse(req request, resp kmsg.Response, sizeHint int) error {
+	bp := getBuf(max(sizeHint, 512))
+	buf := append((*bp)[:0], 0, 0, 0, 0) // size, filled in below
+	buf = kbin.AppendInt32(buf, req.corr)
+	// Response header v1 (tagged fields) goes with flexible responses,
+	// except ApiVersions, whose response header is always v0 so that a
+	// client can read it before it knows what we support.
+	if resp.IsFlexible() && req.key != apiVersionsKey {
+		buf = append(buf, 0)
+	}
+	buf = resp.AppendTo(buf)
+	binary.BigEndian.PutUint32(buf, uint32(len(buf)-frameSizeLen))
+	// A client that stops reading must not pin this goroutine forever.
+	err := c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.IdleTimeout))
+	if err == nil {
+		_, err = c.nc.Write(buf)
+	}
+	*bp = buf
+	putBuf(bp)
+	if err != nil {
+		return fmt.Errorf("write response: %w", err)
+	}
+	return nil
+}

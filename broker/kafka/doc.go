@@ -1,0 +1,46 @@
+// Package kafka is the Kafka wire-protocol front door of one sluice node: it
+// accepts TCP connections from unmodified Kafka clients (franz-go,
+// librdkafka/kcat, confluent-kafka-python, kafkajs), decodes their requests
+// and answers them from the node's broker.Broker.
+//
+// Every request and response is encoded and decoded by
+// github.com/twmb/franz-go/pkg/kmsg; this package never hand-encodes a Kafka
+// message. Only the frame (a 4-byte size) and the request header (api key,
+// version, correlation id, client id, tagged fields) are read here, with
+// franz-go's kbin reader, because kmsg leaves them to the caller.
+//
+// Layout: one file per Kafka API, named by its key as in franz-go's kfake
+// (00_produce.go, 01_fetch.go, ...). apis.go holds the table of supported
+// APIs and version ranges; adding an API is a new file plus a table entry,
+// and ApiVersions advertises exactly that table.
+//
+// # Why
+//
+// One goroutine per connection, requests handled one at a time. Kafka itself
+// mutes a connection while a request is in flight, so clients already expect
+// responses in request order and nothing more; franz-go opens separate
+// connections for producing, fetching and group traffic, so a long-polling
+// fetch does not hold up produce requests. Sequential handling also keeps an
+// idempotent producer's pipelined requests for one partition in order, which
+// concurrent handling would have to re-establish.
+//
+// Produce appends the producer's bytes. The records of a produce request
+// alias the frame buffer (kmsg does not copy byte fields); storage validates
+// the batches, rewrites the base offset and leader epoch in place and writes
+// them. The front door reads only the 61-byte batch headers, for the records
+// counter and to refuse transactional batches, never individual records.
+//
+// Fetch serves the bytes storage returns, unmodified, inside a kmsg
+// FetchResponse. Fetch sessions (KIP-227) are not kept: every response
+// carries session id 0, which tells clients that no session was created, and
+// they keep sending full fetch requests. Kafka itself does this when its
+// session cache is full.
+//
+// Unsupported requests are answered, not dropped: a request of a key and
+// version that kmsg can decode but that sluice does not implement gets a
+// response of the same key whose error codes are UNSUPPORTED_VERSION (see
+// unsupported.go). An ApiVersions request of a version we do not know gets
+// the version-0 response with UNSUPPORTED_VERSION and our list, as Kafka does,
+// so the client retries with a version we support. Anything else that cannot
+// be parsed closes the connection, which is what Kafka does too.
+package kafka

@@ -1,0 +1,89 @@
+// Package storage is sluice's log engine: it keeps one partition's records
+// on local disk as an append-only, offset-addressed sequence of Kafka
+// RecordBatch v2 batches, and serves them back by offset or by timestamp.
+//
+// # Layout
+//
+// A Partition is a directory. Each segment is three files named by the
+// segment's base offset (the offset of its first batch):
+//
+//	00000000000000000000.log        batches, byte for byte as produced
+//	00000000000000000000.index      sparse offset index (closed segments)
+//	00000000000000000000.timeindex  sparse time index (closed segments)
+//	00000000000000004711.snapshot   producer state as of offset 4711
+//
+// The last segment is the active one and the only one appended to. An
+// offset index entry is (relative offset uint32, file position uint32),
+// added before a batch once IndexIntervalBytes have been written since the
+// previous entry. A time index entry is (max timestamp int64, relative
+// offset uint32), added at the same points when the segment's max
+// timestamp has grown; it means "no batch up to and including this offset
+// has a timestamp above this one". Both files end with a 16-byte trailer
+// (log size, magic, CRC-32C) described in index.go.
+//
+// # Why
+//
+// Why store the produced bytes: the broker only rewrites the base offset
+// and leader epoch, which the batch CRC does not cover, so a fetch is a
+// pread of stored bytes and the end-to-end CRC still holds.
+//
+// Why group commit by default (FlushSync): an acknowledged write must
+// survive a power failure. Appends write under the partition lock, then
+// wait for an fsync; whichever waiter finds no fsync running becomes the
+// leader, captures the log end, runs fdatasync and wakes everyone it
+// covered. Appends arriving during one fsync share the next one, so the
+// cost of durability is one fsync per group, not per request. The high
+// watermark (what Read exposes) only moves to fsynced offsets, so no
+// consumer ever sees data a crash could take back.
+//
+// What each mode can lose:
+//
+//   - FlushSync: nothing acknowledged, even on power failure.
+//   - FlushInterval: a process crash loses nothing (the kernel has the
+//     data); a power failure loses up to one FlushInterval of acknowledged
+//     writes. Consumers may read data that is not yet on disk.
+//   - FlushOS: like FlushInterval, but the window is whatever the kernel
+//     has not written back (typically up to 30 s on Linux). Segments are
+//     still fsynced when they roll and on Close.
+//
+// Why indexes live in memory and only closed segments have index files:
+// the active segment is always scanned on open (below), which rebuilds its
+// index for free, so writing its index on the append path would only cost
+// syscalls. A closed segment's index is written once, fsynced, and carries
+// a CRC and the size of the log it describes; an index that fails either
+// check, is not monotonic, points outside the log, or whose last entry
+// does not land on the batch it names is rebuilt from the log.
+//
+// Why the active segment is always scanned on open: it is the only segment
+// that can hold unfsynced bytes. Every batch is checked by CRC and offset
+// continuity and the log is cut at the first bad one, so a torn write is
+// never served. Closed segments were fsynced (with their indexes) when they
+// rolled; they get the cheap index checks above, and every batch Read
+// returns is CRC-checked again. The cost is bounded by SegmentBytes.
+//
+// Why producer snapshots: idempotent-producer state (epoch and the last
+// five batches per producer id) must survive a restart. A snapshot is
+// written at every roll and on Close; on open the newest snapshot at or
+// below the recovered log end is loaded and the batch headers after it
+// (normally just the active segment) are replayed. Headers only: no
+// records are decoded. Without any usable snapshot the headers of the
+// whole log are replayed.
+//
+// Why tombstones are timed by their own timestamp: compaction removes a
+// tombstone (a record with a key and a null value) once now >= timestamp +
+// DeleteRetentionMs and the segment holding it is closed. This needs no
+// extra state, and because the active segment is never cleaned a consumer
+// that keeps up always sees it. A producer that stamps tombstones far in
+// the past shortens their life accordingly; Kafka instead counts from the
+// first cleaning (KIP-534).
+//
+// # Concurrency
+//
+// Partition.mu serializes appends, rolls and config changes. segMu guards
+// the segment list and the lifetime of file handles: readers hold it
+// shared for the whole read (so a file is never closed under a pread),
+// while roll, retention, a compaction swap and Close hold it exclusively
+// for a moment. Clean runs under cleanMu and builds new files without any
+// of the other locks. The log end offset, high watermark and log start
+// offset are atomics so that Read never waits for an append.
+package storage
