@@ -1,0 +1,193 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sluice-io/sluice/broker"
+	"github.com/sluice-io/sluice/broker/kafka"
+)
+
+// cleanInterval is how often the broker runs retention and compaction.
+const cleanInterval = 30 * time.Second
+
+func newServeCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run a sluice node",
+		Long: `Run a sluice node: the log, and the Kafka protocol listener in front of it.
+
+With no configuration it runs a single node on 127.0.0.1:9092 storing its data
+in ./sluice-data. Every setting is a flag, a key of the --config file (same
+name, e.g. "data-dir: /var/lib/sluice") and an environment variable (SLUICE_
+plus the name in capitals with "-" as "_", e.g. SLUICE_DATA_DIR). Flags win
+over the environment, which wins over the file.
+
+The node logs one "sluice ready" line, with the listen addresses, once it
+accepts connections. SIGINT or SIGTERM stop it cleanly: the listener closes,
+in-flight requests finish and every partition is flushed and closed.`,
+		Args: exactArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			v, err := newServeViper(cmd.Flags())
+			if err != nil {
+				return err
+			}
+			cfg, err := loadServeConfig(v)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return serve(ctx, cfg)
+		},
+	}
+	addServeFlags(cmd.Flags())
+	return cmd
+}
+
+// serve runs a node until ctx is cancelled, then shuts it down in the
+// reverse order of starting: listener and connections first, so no request
+// reaches a closing broker, then the broker, which flushes every partition.
+func serve(ctx context.Context, cfg serveConfig) (err error) {
+	log := cfg.newLogger()
+	slog.SetDefault(log)
+
+	b, err := broker.Open(broker.Config{
+		DataDir:           cfg.DataDir,
+		NodeID:            cfg.NodeID,
+		Defaults:          cfg.storageDefaults(),
+		AutoCreateTopics:  cfg.AutoCreateTopics,
+		DefaultPartitions: cfg.DefaultPartitions,
+		CleanInterval:     cleanInterval,
+		Logger:            log,
+	})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := b.Close(); cerr != nil {
+			log.Error("closing broker", "err", cerr)
+			err = errors.Join(err, cerr)
+		} else {
+			log.Info("broker closed; all partitions flushed")
+		}
+	}()
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	host, port, err := advertised(cfg.AdvertisedAddr, ln.Addr())
+	if err != nil {
+		ln.Close()
+		return err
+	}
+
+	reg := newMetricsRegistry()
+	srv, err := kafka.NewServer(b, kafka.Config{
+		AdvertisedHost: host,
+		AdvertisedPort: port,
+		Logger:         log,
+		Registerer:     reg,
+	})
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("kafka server: %w", err)
+	}
+
+	metrics, err := startMetrics(cfg.MetricsListen, reg, log)
+	if err != nil {
+		ln.Close()
+		srv.Close()
+		return err
+	}
+	defer metrics.close()
+
+	runCtx, cancelRun := context.WithCancel(context.Background())
+	brokerDone := make(chan error, 1)
+	go func() { brokerDone <- b.Run(runCtx) }()
+	defer func() {
+		cancelRun()
+		<-brokerDone
+	}()
+
+	serveDone := make(chan error, 1)
+	go func() { serveDone <- srv.Serve(ln) }()
+
+	adv := net.JoinHostPort(host, strconv.Itoa(int(port)))
+	if host == "" {
+		adv = "(each connection's local address):" + strconv.Itoa(int(port))
+	}
+	log.Info("sluice ready", "listen", ln.Addr().String(), "advertised", adv,
+		"metrics", metrics.addr(), "data_dir", cfg.DataDir, "node_id", cfg.NodeID, "flush", broker.FlushModeName(cfg.Flush))
+
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down", "reason", context.Cause(ctx))
+	case err := <-serveDone:
+		// The listener failed on its own; nothing is left to serve.
+		srv.Close()
+		return fmt.Errorf("kafka listener: %w", err)
+	}
+	go forceExitOnSecondSignal(log)
+	if err := srv.Close(); err != nil {
+		log.Warn("closing kafka server", "err", err)
+	}
+	if err := <-serveDone; err != nil && !errors.Is(err, net.ErrClosed) && !isServerClosed(err) {
+		log.Warn("kafka listener stopped", "err", err)
+	}
+	return nil
+}
+
+// forceExitOnSecondSignal lets an operator abandon a shutdown that hangs,
+// for example on a stuck disk; the log's recovery handles the torn tail.
+func forceExitOnSecondSignal(log *slog.Logger) {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	<-sig
+	log.Error("second signal: exiting without a clean shutdown")
+	os.Exit(1)
+}
+
+// isServerClosed reports whether Serve's error only says that Close was
+// called; the server may use its own sentinel for that.
+func isServerClosed(err error) bool {
+	return errors.Is(err, kafka.ErrServerClosed)
+}
+
+// advertised works out the address that metadata responses hand to
+// clients. A wildcard listen address cannot be dialled, so for one the host
+// is left empty and the Kafka server answers each client with the local
+// address of that client's connection, which the client evidently reaches.
+func advertised(configured string, bound net.Addr) (string, int32, error) {
+	if configured != "" {
+		host, portStr, err := net.SplitHostPort(configured)
+		if err != nil {
+			return "", 0, fmt.Errorf("advertised-addr %q: %w", configured, err)
+		}
+		port, err := strconv.ParseUint(portStr, 10, 16)
+		if err != nil || port == 0 {
+			return "", 0, fmt.Errorf("advertised-addr %q: port must be 1..65535", configured)
+		}
+		return host, int32(port), nil
+	}
+	tcp, ok := bound.(*net.TCPAddr)
+	if !ok {
+		return "", 0, fmt.Errorf("listener address %v is not TCP", bound)
+	}
+	host := tcp.IP.String()
+	if tcp.IP.IsUnspecified() {
+		host = ""
+	}
+	return host, int32(tcp.Port), nil
+}
