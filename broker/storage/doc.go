@@ -69,6 +69,11 @@
 // records are decoded. Without any usable snapshot the headers of the
 // whole log are replayed.
 //
+// Why retention.bytes stops short: as in Kafka, the oldest closed segment
+// is deleted only while the rest of the log still holds RetentionBytes, so
+// the log ends up between RetentionBytes and RetentionBytes plus one
+// segment, never below what the user asked to keep.
+//
 // Why tombstones are timed by their own timestamp: compaction removes a
 // tombstone (a record with a key and a null value) once now >= timestamp +
 // DeleteRetentionMs and the segment holding it is closed. This needs no

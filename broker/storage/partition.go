@@ -103,9 +103,6 @@ func (p *Partition) Size() int64 {
 	return n
 }
 
-// Dir is the partition's directory.
-func (p *Partition) Dir() string { return p.dir }
-
 // UpdateConfig changes the partition's settings; new sizes apply from the
 // next segment roll.
 func (p *Partition) UpdateConfig(cfg Config) {

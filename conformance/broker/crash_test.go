@@ -182,4 +182,3 @@ func readAll(t *testing.T, addr, topic string) map[int32][]int {
 	}
 	return out
 }
-
