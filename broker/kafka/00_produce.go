@@ -3,6 +3,7 @@ package kafka
 import (
 	"errors"
 	"runtime/debug"
+	"slices"
 	"sync"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -16,16 +17,25 @@ var errControlBatch = errors.New("control batches may only be written by the bro
 
 // appendJob is one partition of a produce request.
 type appendJob struct {
-	topic   string
+	topic string
+	// records aliases the request frame, which is reused once the handler
+	// returns; it is cleared when appended so nothing can read it later.
 	records []byte
 	resp    *kmsg.ProduceResponseTopicPartition
+	part    *storage.Partition // set once found
+	pending storage.Pending    // durability of the append, awaited by the writer
+	count   int64              // records appended, for metrics; 0 for a duplicate
+	size    int                // bytes appended, for metrics
 	err     error
 }
 
 // handleProduce appends each partition's record batches and answers with
-// the base offsets. With acks=0 nothing is sent back; acks=1 and acks=-1
-// both wait for the append, which under the default flush policy includes
-// the fsync (there are no followers to wait for on a single node).
+// the base offsets. The batches are appended before the handler returns,
+// so pipelined requests land in request order, but the answer waits (on
+// the connection's writer, see pipeline.go) until they are durable:
+// acks=1 and acks=-1 both wait for the fsync under the default flush
+// policy (there are no followers to wait for on a single node). With
+// acks=0 nothing is sent back.
 func handleProduce(cx *reqCtx, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.ProduceRequest)
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
@@ -58,32 +68,24 @@ func handleProduce(cx *reqCtx, kreq kmsg.Request) (kmsg.Response, error) {
 	}
 
 	if badRequest == nil {
-		cx.runAppends(jobs)
-	}
-
-	failed := false
-	for i := range jobs {
-		j := &jobs[i]
-		if j.err == nil {
-			continue
-		}
-		failed = true
-		j.resp.BaseOffset = -1 // as Kafka answers a failed partition
-		j.resp.ErrorCode = cx.code(j.err)
-		if req.Version >= 8 {
-			j.resp.ErrorMessage = errMessage(j.err)
-		}
-		if j.resp.ErrorCode == kerr.KafkaStorageError.Code {
-			cx.c.log.Error("append failed", "topic", j.topic, "partition", j.resp.Partition, "err", j.err)
+		// In turn: an append only validates and writes, and the waits
+		// that take time run in parallel later (awaitAppends).
+		for i := range jobs {
+			cx.appendPartition(&jobs[i])
 		}
 	}
-	if req.Acks == 0 {
-		// The client is not listening for a response. Kafka closes the
-		// connection instead when something failed, so that the client
-		// notices and refreshes its metadata; we do the same.
-		if failed {
-			return nil, errCloseOnAcks0
-		}
+	// The response and jobs hold no bytes of the frame (kmsg copies
+	// strings; records were cleared), and storage has written the records.
+	cx.frameDone = true
+	if req.Acks == 0 && slices.ContainsFunc(jobs, func(j appendJob) bool { return j.err != nil }) {
+		// Stop reading now rather than when the writer gets here, as
+		// before pipelining (see completeProduce for why we close).
+		cx.fillResults(jobs, req.Version)
+		return nil, errCloseOnAcks0
+	}
+	version, acks := req.Version, req.Acks
+	cx.await = func() error { return cx.completeProduce(jobs, version, acks) }
+	if acks == 0 {
 		return nil, nil
 	}
 	return resp, nil
@@ -91,68 +93,124 @@ func handleProduce(cx *reqCtx, kreq kmsg.Request) (kmsg.Response, error) {
 
 var errInvalidAcks = errors.New("acks must be -1, 0 or 1")
 
-// runAppends appends every job. Partitions are independent logs, each with
-// its own fsync, so a request that spans several appends them in parallel:
-// the request then costs one fsync of latency instead of one per partition.
-func (cx *reqCtx) runAppends(jobs []appendJob) {
-	switch len(jobs) {
-	case 0:
-		return
-	case 1:
-		cx.appendPartition(&jobs[0])
-		return
-	}
-	var wg sync.WaitGroup
-	for i := 1; i < len(jobs); i++ {
-		wg.Go(func() {
-			// The connection's recover does not cover this goroutine.
-			defer func() {
-				if r := recover(); r != nil {
-					cx.c.log.Error("panic appending", "topic", jobs[i].topic, "panic", r, "stack", string(debug.Stack()))
-					jobs[i].err = errInternal
-				}
-			}()
-			cx.appendPartition(&jobs[i])
-		})
-	}
-	cx.appendPartition(&jobs[0])
-	wg.Wait()
-}
-
-// appendPartition appends one job and fills in its response.
+// appendPartition appends one job's batches without waiting for them to be
+// durable.
 func (cx *reqCtx) appendPartition(j *appendJob) {
+	records := j.records
+	j.records = nil
 	part, err := cx.s.b.Partition(j.topic, j.resp.Partition)
 	if err != nil {
 		j.err = err
 		return
 	}
-	records, err := scanBatches(j.records)
+	j.part = part
+	count, err := scanBatches(records)
 	if err != nil {
 		j.err = err
-		j.resp.LogStartOffset = part.LogStartOffset()
 		return
 	}
-	info, err := part.Append(j.records, leaderEpoch)
+	info, pending, err := part.AppendAsync(records, leaderEpoch)
+	j.pending = pending
 	if errors.Is(err, storage.ErrDuplicateSequence) {
 		// A retry of a batch we already have (the producer missed our
 		// answer). Kafka acknowledges it again with the original offsets
-		// rather than failing, and so do we; nothing was written.
+		// rather than failing, and so do we, once the original is
+		// durable (pending); nothing was written.
 		j.resp.BaseOffset = info.BaseOffset
 		j.resp.LogStartOffset = info.LogStartOffset
 		return
 	}
 	if err != nil {
 		j.err = err
-		j.resp.LogStartOffset = part.LogStartOffset()
 		return
 	}
 	j.resp.BaseOffset = info.BaseOffset
 	j.resp.LogStartOffset = info.LogStartOffset
-	// Looked up only on success, so that clients naming topics that do
-	// not exist cannot create metric series.
-	tm := cx.s.m.topic(j.topic)
-	tm.bytesIn.Add(float64(len(j.records)))
-	tm.recordsIn.Add(float64(records))
+	j.count, j.size = count, len(records)
+}
+
+// completeProduce waits until the appends of a produce request are durable
+// and fills in the results. It runs on the connection's writer.
+func (cx *reqCtx) completeProduce(jobs []appendJob, version, acks int16) error {
+	cx.awaitAppends(jobs)
+	if failed := cx.fillResults(jobs, version); failed && acks == 0 {
+		// The client is not listening for a response. Kafka closes the
+		// connection instead when something failed, so that the client
+		// notices and refreshes its metadata; we do the same.
+		return errCloseOnAcks0
+	}
+	return nil
+}
+
+// fillResults sets the error of each failed partition's answer and counts
+// the appended bytes and records. It reports whether any partition failed.
+func (cx *reqCtx) fillResults(jobs []appendJob, version int16) (failed bool) {
+	for i := range jobs {
+		j := &jobs[i]
+		if j.err == nil {
+			if j.size > 0 {
+				// Looked up only on success, so that clients naming
+				// topics that do not exist cannot create metric series.
+				tm := cx.s.m.topic(j.topic)
+				tm.bytesIn.Add(float64(j.size))
+				tm.recordsIn.Add(float64(j.count))
+			}
+			continue
+		}
+		failed = true
+		j.resp.BaseOffset = -1 // as Kafka answers a failed partition
+		if j.part != nil {
+			j.resp.LogStartOffset = j.part.LogStartOffset()
+		}
+		j.resp.ErrorCode = cx.code(j.err)
+		if version >= 8 {
+			j.resp.ErrorMessage = errMessage(j.err)
+		}
+		if j.resp.ErrorCode == kerr.KafkaStorageError.Code {
+			cx.c.log.Error("append failed", "topic", j.topic, "partition", j.resp.Partition, "err", j.err)
+		}
+	}
+	return failed
+}
+
+// awaitAppends waits for every job's append to be durable. Partitions are
+// independent logs, each with its own fsync, which only starts when someone
+// waits for it; waiting in parallel makes a request that spans several
+// cost one fsync of latency instead of one per partition.
+func (cx *reqCtx) awaitAppends(jobs []appendJob) {
+	var wg sync.WaitGroup
+	first := -1
+	for i := range jobs {
+		if jobs[i].pending == (storage.Pending{}) {
+			continue // failed, or nothing to wait for under this flush policy
+		}
+		if first < 0 {
+			first = i
+			continue
+		}
+		wg.Go(func() {
+			// The writer's recover does not cover this goroutine.
+			defer func() {
+				if r := recover(); r != nil {
+					cx.c.log.Error("panic awaiting append", "topic", jobs[i].topic, "panic", r, "stack", string(debug.Stack()))
+					jobs[i].err = errInternal
+				}
+			}()
+			jobs[i].await()
+		})
+	}
+	if first >= 0 {
+		jobs[first].await()
+	}
+	wg.Wait()
+}
+
+// await waits for the job's append to be durable; a failed fsync fails the
+// partition's answer (KAFKA_STORAGE_ERROR, see errorCode).
+func (j *appendJob) await() {
+	if err := j.pending.Wait(); err != nil {
+		j.err = err
+	}
 }
 
 // scanBatches walks the batch headers of a produce payload (not the

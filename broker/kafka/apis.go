@@ -28,7 +28,7 @@ type api struct {
 // semantics we honour.
 func supportedAPIs() []api {
 	return []api{
-		{key: 0, min: 3, max: 12, handle: handleProduce},
+		{key: produceKey, min: 3, max: 12, handle: handleProduce},
 		{key: 1, min: 4, max: 16, handle: handleFetch},
 		{key: 2, min: 1, max: 10, handle: handleListOffsets},
 		{key: 3, min: 0, max: 12, handle: handleMetadata},
@@ -40,7 +40,10 @@ func supportedAPIs() []api {
 	}
 }
 
-const apiVersionsKey = 18
+const (
+	produceKey     = 0
+	apiVersionsKey = 18
+)
 
 // maxAPIKey bounds the table; kmsg knows fewer keys than this.
 const maxAPIKey = 128
@@ -87,6 +90,13 @@ type reqCtx struct {
 	// release holds pooled buffers the response refers to; they are
 	// returned to the pool once the response is written.
 	release []*[]byte
+	// await, if set, runs on the connection's writer before the response
+	// is encoded: it waits for work the handler started (produce: the
+	// fsync) and completes the response. An error closes the connection.
+	await func() error
+	// frameDone says the handler no longer needs the request frame, so it
+	// is reused at once rather than kept until the response is written.
+	frameDone bool
 }
 
 // code maps err to a Kafka error code (see errors.go) and counts it.

@@ -49,23 +49,33 @@ type request struct {
 	body kmsg.Request
 }
 
-// conn is one client connection. Its goroutine reads, handles and answers
-// requests one at a time (see the package doc for why).
+// conn is one client connection. Its reader goroutine handles requests one
+// at a time and its writer answers them in the same order (pipeline.go).
 type conn struct {
 	s  *Server
 	nc net.Conn
 	br *bufio.Reader
 	// log carries the remote address; built once per connection.
 	log *slog.Logger
+
+	// queue carries handled requests to the writer, in request order.
+	// Never full: inflight admits at most its capacity.
+	queue      chan answer
+	inflight   inflight
+	writerDone chan struct{}
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
-	return &conn{
-		s:   s,
-		nc:  nc,
-		br:  bufio.NewReaderSize(nc, readBufferSize),
-		log: s.log.With("remote", nc.RemoteAddr().String()),
+	c := &conn{
+		s:          s,
+		nc:         nc,
+		br:         bufio.NewReaderSize(nc, readBufferSize),
+		log:        s.log.With("remote", nc.RemoteAddr().String()),
+		queue:      make(chan answer, maxInFlight),
+		writerDone: make(chan struct{}),
 	}
+	c.inflight.init()
+	return c
 }
 
 // serve runs the connection until the client leaves, a protocol error, or
@@ -74,6 +84,12 @@ func (c *conn) serve() {
 	c.s.m.connections.Inc()
 	defer c.s.m.connections.Dec()
 	defer c.nc.Close()
+	go c.writeLoop()
+	defer func() {
+		// Earlier requests are still answered, then the connection closes.
+		close(c.queue)
+		<-c.writerDone
+	}()
 	defer func() {
 		// Last line of defense: a bug in a handler must cost one
 		// connection, not the node.
@@ -90,9 +106,7 @@ func (c *conn) serve() {
 			c.logReadError(err)
 			return
 		}
-		err = c.handleFrame(*bp)
-		putBuf(bp)
-		if err != nil {
+		if err := c.handleFrame(bp); err != nil {
 			if !c.s.isClosed() {
 				c.log.Warn("closing kafka connection", "err", err)
 			}
@@ -192,16 +206,23 @@ func decodeRequest(frame []byte, apis *apiTable) (request, error) {
 	return req, nil
 }
 
-// handleFrame decodes, handles and answers one request. A returned error
-// closes the connection.
-func (c *conn) handleFrame(frame []byte) error {
+// handleFrame decodes and handles one request and queues its answer. It
+// takes ownership of the pooled frame. A returned error closes the
+// connection once the requests before it are answered.
+func (c *conn) handleFrame(frame *[]byte) error {
 	start := time.Now()
-	req, err := decodeRequest(frame, &c.s.apis)
+	req, err := decodeRequest(*frame, &c.s.apis)
 	if err != nil {
+		putBuf(frame)
 		if !errors.Is(err, errUnknownKey) && !errors.Is(err, errBadHeader) {
 			c.s.m.countMalformed(req.key)
 		}
 		return err
+	}
+	if req.key == produceKey {
+		c.inflight.acquire(maxInFlight)
+	} else {
+		c.inflight.acquire(1) // after every earlier request is answered
 	}
 	cx := &reqCtx{s: c.s, c: c, key: req.key, version: req.version}
 	var resp kmsg.Response
@@ -216,38 +237,22 @@ func (c *conn) handleFrame(frame []byte) error {
 	default:
 		resp, err = api.handle(cx, req.body)
 	}
-	if resp != nil && err == nil {
-		err = c.writeResponse(req, resp, cx.respSize)
+	// Decoded byte fields alias the frame, and most responses may refer
+	// to the request, so the frame lives until the response is written
+	// unless the handler is done with it.
+	if cx.frameDone {
+		putBuf(frame)
+	} else {
+		cx.release = append(cx.release, frame)
 	}
-	for _, bp := range cx.release {
-		putBuf(bp)
-	}
-	c.s.m.observe(req.key, time.Since(start))
-	return err
-}
-
-// writeResponse encodes resp after a response header for req and writes it.
-func (c *conn) writeResponse(req request, resp kmsg.Response, sizeHint int) error {
-	bp := getBuf(max(sizeHint, 512))
-	buf := append((*bp)[:0], 0, 0, 0, 0) // size, filled in below
-	buf = kbin.AppendInt32(buf, req.corr)
-	// Response header v1 (tagged fields) goes with flexible responses,
-	// except ApiVersions, whose response header is always v0 so that a
-	// client can read it before it knows what we support.
-	if resp.IsFlexible() && req.key != apiVersionsKey {
-		buf = append(buf, 0)
-	}
-	buf = resp.AppendTo(buf)
-	binary.BigEndian.PutUint32(buf, uint32(len(buf)-frameSizeLen))
-	// A client that stops reading must not pin this goroutine forever.
-	err := c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.IdleTimeout))
-	if err == nil {
-		_, err = c.nc.Write(buf)
-	}
-	*bp = buf
-	putBuf(bp)
 	if err != nil {
-		return fmt.Errorf("write response: %w", err)
+		for _, bp := range cx.release {
+			putBuf(bp)
+		}
+		c.inflight.release()
+		c.s.m.observe(req.key, time.Since(start))
+		return err
 	}
+	c.queue <- answer{cx: cx, corr: req.corr, resp: resp, start: start}
 	return nil
 }

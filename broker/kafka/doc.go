@@ -16,13 +16,18 @@
 //
 // # Why
 //
-// One goroutine per connection, requests handled one at a time. Kafka itself
-// mutes a connection while a request is in flight, so clients already expect
-// responses in request order and nothing more; franz-go opens separate
-// connections for producing, fetching and group traffic, so a long-polling
-// fetch does not hold up produce requests. Sequential handling also keeps an
-// idempotent producer's pipelined requests for one partition in order, which
-// concurrent handling would have to re-establish.
+// Requests on a connection are handled one at a time, in order, and
+// answered in order. Kafka itself mutes a connection while a request is in
+// flight, so clients expect responses in request order and nothing more;
+// franz-go opens separate connections for producing, fetching and group
+// traffic, so a long-polling fetch does not hold up produce requests.
+// In-order handling also keeps an idempotent producer's pipelined requests
+// for one partition in order, which concurrent handling would have to
+// re-establish. One exception, for speed: a produce request's answer may
+// wait for its fsync while the next produce requests are appended, so that
+// requests pipelined on one connection share a group-commit fsync instead
+// of paying one each. A separate writer goroutine per connection answers
+// them in order (see pipeline.go).
 //
 // Produce appends the producer's bytes. The records of a produce request
 // alias the frame buffer (kmsg does not copy byte fields); storage validates

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -62,6 +63,10 @@ type Server struct {
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
 	wg        sync.WaitGroup // Serve loops and connection goroutines
+
+	// testAwaitHook, if set, runs on a connection's writer before it waits
+	// for a request's storage work; tests use it to hold answers back.
+	testAwaitHook atomic.Pointer[func()]
 }
 
 // NewServer returns a server for b that is ready to Serve. It fails only if
@@ -188,7 +193,8 @@ func (s *Server) Addr() net.Addr {
 
 // Close stops accepting connections, closes every open connection, wakes
 // long-polling fetches and waits until all of the server's goroutines have
-// returned. A produce request that is appending finishes its append first.
+// returned. Produce requests already appended still get their fsync
+// before their connection closes.
 // The broker is not closed; it belongs to the caller.
 func (s *Server) Close() error {
 	s.mu.Lock()

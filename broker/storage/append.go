@@ -15,25 +15,62 @@ import (
 // and appends the bytes unchanged otherwise. Under FlushSync it returns after
 // the data is fsynced. A duplicate of a recently appended batch from the same
 // producer returns ErrDuplicateSequence together with the original
-// AppendInfo; nothing is written.
+// AppendInfo, once the original is durable; nothing is written.
 //
 // The request is all or nothing: if any batch is rejected, none is written.
+//
+// Append does not keep records: the bytes are in the log file (or rejected)
+// before it returns, so the caller may reuse the buffer at once.
 func (p *Partition) Append(records []byte, leaderEpoch int32) (AppendInfo, error) {
+	info, pending, err := p.AppendAsync(records, leaderEpoch)
+	if werr := pending.Wait(); werr != nil {
+		return AppendInfo{}, werr
+	}
+	return info, err
+}
+
+// AppendAsync is Append without the wait for durability: it validates,
+// assigns offsets and writes the batches, so their place in the log is
+// fixed when it returns, and hands back a Pending whose Wait blocks until
+// they are durable as the flush mode promises. Several appends followed by
+// their waits share fsyncs: the first Wait's fsync covers everything
+// written before it starts. The records must not be acknowledged before
+// Wait returns; under FlushSync readers do not see them before then either
+// (unless another append's fsync covered them first).
+//
+// For ErrDuplicateSequence the Pending covers the original batch, which may
+// itself still be waiting for its fsync; for any other error it is the zero
+// Pending. Like Append, AppendAsync does not keep records after it returns.
+func (p *Partition) AppendAsync(records []byte, leaderEpoch int32) (AppendInfo, Pending, error) {
 	// CRCs are checked before taking the lock so that concurrent producers
 	// use every core for it.
 	if err := validateRecords(records); err != nil {
-		return AppendInfo{}, err
+		return AppendInfo{}, Pending{}, err
 	}
 	p.mu.Lock()
-	info, wait, err := p.appendLocked(records, leaderEpoch)
+	info, pending, err := p.appendLocked(records, leaderEpoch)
 	p.mu.Unlock()
-	if err != nil || !wait {
-		return info, err
+	return info, pending, err
+}
+
+// Pending is an append that is written but possibly not yet durable. It is
+// a value, not a closure, so that the append path does not allocate. The
+// zero Pending is already complete.
+type Pending struct {
+	p   *Partition
+	end int64 // every offset below end must be fsynced
+}
+
+// Wait blocks until the append is durable: under FlushSync until a group
+// commit fsync covers it, otherwise not at all. An error means the fsync
+// failed (the partition then refuses further writes) and the append must
+// not be acknowledged. Wait may be called more than once, from any
+// goroutine.
+func (w Pending) Wait() error {
+	if w.p == nil {
+		return nil
 	}
-	if err := p.waitDurable(info.LastOffset + 1); err != nil {
-		return AppendInfo{}, err
-	}
-	return info, nil
+	return w.p.waitDurable(w.end)
 }
 
 // validateRecords checks that records is a sequence of whole, CRC-valid
@@ -56,14 +93,14 @@ func validateRecords(records []byte) error {
 	return nil
 }
 
-// appendLocked does the work of Append under mu. Only headers are touched:
-// no per-record work, and no allocation once producer state is warm.
-func (p *Partition) appendLocked(records []byte, leaderEpoch int32) (info AppendInfo, wait bool, err error) {
+// appendLocked does the work of AppendAsync under mu. Only headers are
+// touched: no per-record work, and no allocation once producer state is warm.
+func (p *Partition) appendLocked(records []byte, leaderEpoch int32) (info AppendInfo, pending Pending, err error) {
 	if p.closed {
-		return info, false, ErrClosed
+		return info, pending, ErrClosed
 	}
 	if err := p.failure(); err != nil {
-		return info, false, err
+		return info, pending, err
 	}
 	now := nowMs()
 	leo := p.leo.Load()
@@ -79,8 +116,12 @@ func (p *Partition) appendLocked(records []byte, leaderEpoch int32) (info Append
 				p.staged = p.staged[:0]
 				if dup != nil {
 					info = AppendInfo{BaseOffset: dup.baseOffset, LastOffset: dup.lastOffset, LogAppendTime: dup.appendTime, LogStartOffset: p.lso.Load()}
+					// The retry is acknowledged like the original, so not
+					// before the original is durable: it may be in the very
+					// group commit its first attempt is still waiting for.
+					pending = p.pendingUntil(dup.lastOffset + 1)
 				}
-				return info, false, err
+				return info, pending, err
 			}
 		}
 		next += int64(h.LastOffsetDelta) + 1
@@ -90,7 +131,7 @@ func (p *Partition) appendLocked(records []byte, leaderEpoch int32) (info Append
 	if p.shouldRoll(len(records), next, now) {
 		if err := p.roll(now); err != nil {
 			p.staged = p.staged[:0]
-			return info, false, err
+			return info, pending, err
 		}
 	}
 	seg := p.active
@@ -110,7 +151,7 @@ func (p *Partition) appendLocked(records []byte, leaderEpoch int32) (info Append
 		if terr := seg.log.Truncate(pos); terr != nil {
 			p.markFailed(fmt.Errorf("storage: cannot undo a failed write: %w", errors.Join(err, terr)))
 		}
-		return info, false, fmt.Errorf("storage: append to %s: %w", seg.path(logSuffix), err)
+		return info, pending, fmt.Errorf("storage: append to %s: %w", seg.path(logSuffix), err)
 	}
 	if pos == 0 {
 		seg.rollStartMs = now
@@ -126,11 +167,19 @@ func (p *Partition) appendLocked(records []byte, leaderEpoch int32) (info Append
 	p.leo.Store(next)
 
 	info = AppendInfo{BaseOffset: leo, LastOffset: next - 1, LogAppendTime: now, LogStartOffset: p.lso.Load()}
-	if p.cfg.FlushMode == FlushSync {
-		return info, true, nil
+	if p.cfg.FlushMode != FlushSync {
+		p.publishHW(next)
 	}
-	p.publishHW(next)
-	return info, false, nil
+	return info, p.pendingUntil(next), nil
+}
+
+// pendingUntil is what an append ending before offset end waits for under
+// the current flush mode. Needs mu.
+func (p *Partition) pendingUntil(end int64) Pending {
+	if p.cfg.FlushMode != FlushSync {
+		return Pending{}
+	}
+	return Pending{p: p, end: end}
 }
 
 // shouldRoll decides whether the next append (of n bytes, ending before

@@ -36,6 +36,13 @@
 // watermark (what Read exposes) only moves to fsynced offsets, so no
 // consumer ever sees data a crash could take back.
 //
+// Why AppendAsync: group commit only batches appends that wait at the same
+// time. A caller that must answer requests in order (one Kafka connection
+// pipelining produce requests) would otherwise wait out one fsync per
+// request. AppendAsync writes at once, so the order is fixed, and returns a
+// Pending to wait on later; appends made before the first wait all ride on
+// its fsync. Append is AppendAsync followed by Wait.
+//
 // What each mode can lose:
 //
 //   - FlushSync: nothing acknowledged, even on power failure.
