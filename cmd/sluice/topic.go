@@ -47,19 +47,14 @@ func newTopicCreateCmd() *cobra.Command {
 			if err != nil {
 				return usageError{err}
 			}
-			adm, cl, err := newAdmin(cmd)
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			ctx, cancel := context.WithTimeout(cmd.Context(), adminTimeout)
-			defer cancel()
-			resp, err := adm.CreateTopic(ctx, partitions, replication, cfg, args[0])
-			if err != nil {
-				return fmt.Errorf("create topic %s: %w", args[0], withMessage(err, resp.ErrMessage))
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "created topic %s with %d partitions\n", args[0], partitions)
-			return nil
+			return withAdmin(cmd, func(ctx context.Context, adm *kadm.Client) error {
+				resp, err := adm.CreateTopic(ctx, partitions, replication, cfg, args[0])
+				if err != nil {
+					return fmt.Errorf("create topic %s: %w", args[0], withMessage(err, resp.ErrMessage))
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "created topic %s with %d partitions\n", args[0], partitions)
+				return nil
+			})
 		},
 	}
 	f := cmd.Flags()
@@ -108,22 +103,17 @@ func newTopicDeleteCmd() *cobra.Command {
 		Short: "Delete a topic and its data",
 		Args:  exactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			adm, cl, err := newAdmin(cmd)
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			ctx, cancel := context.WithTimeout(cmd.Context(), adminTimeout)
-			defer cancel()
-			resp, err := adm.DeleteTopic(ctx, args[0])
-			if err == nil {
-				err = resp.Err
-			}
-			if err != nil {
-				return fmt.Errorf("delete topic %s: %w", args[0], withMessage(err, resp.ErrMessage))
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "deleted topic %s\n", args[0])
-			return nil
+			return withAdmin(cmd, func(ctx context.Context, adm *kadm.Client) error {
+				resp, err := adm.DeleteTopic(ctx, args[0])
+				if err == nil {
+					err = resp.Err
+				}
+				if err != nil {
+					return fmt.Errorf("delete topic %s: %w", args[0], withMessage(err, resp.ErrMessage))
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "deleted topic %s\n", args[0])
+				return nil
+			})
 		},
 	}
 }
@@ -135,26 +125,21 @@ func newTopicListCmd() *cobra.Command {
 		Short: "List topics, one per line with the partition count",
 		Args:  exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			adm, cl, err := newAdmin(cmd)
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			ctx, cancel := context.WithTimeout(cmd.Context(), adminTimeout)
-			defer cancel()
-			list := adm.ListTopics
-			if internal {
-				list = adm.ListTopicsWithInternal
-			}
-			topics, err := list(ctx)
-			if err != nil {
-				return fmt.Errorf("list topics: %w", err)
-			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			for _, t := range topics.Sorted() {
-				fmt.Fprintf(tw, "%s\t%d\n", t.Topic, len(t.Partitions))
-			}
-			return tw.Flush()
+			return withAdmin(cmd, func(ctx context.Context, adm *kadm.Client) error {
+				list := adm.ListTopics
+				if internal {
+					list = adm.ListTopicsWithInternal
+				}
+				topics, err := list(ctx)
+				if err != nil {
+					return fmt.Errorf("list topics: %w", err)
+				}
+				tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+				for _, t := range topics.Sorted() {
+					fmt.Fprintf(tw, "%s\t%d\n", t.Topic, len(t.Partitions))
+				}
+				return tw.Flush()
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&internal, "internal", false, "include internal topics (names starting with __)")
@@ -167,14 +152,9 @@ func newTopicDescribeCmd() *cobra.Command {
 		Short: "Show a topic's partitions (leader, replicas, log start and end offsets) and configs",
 		Args:  exactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			adm, cl, err := newAdmin(cmd)
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			ctx, cancel := context.WithTimeout(cmd.Context(), adminTimeout)
-			defer cancel()
-			return describeTopic(ctx, cmd.OutOrStdout(), adm, args[0])
+			return withAdmin(cmd, func(ctx context.Context, adm *kadm.Client) error {
+				return describeTopic(ctx, cmd.OutOrStdout(), adm, args[0])
+			})
 		},
 	}
 }
