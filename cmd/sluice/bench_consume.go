@@ -84,21 +84,13 @@ checks every batch's CRC and decodes every record.`,
 }
 
 func (o *benchOptions) jetstreamConsume(ctx context.Context, env *benchEnv, pcfg bench.ProduceConfig, ccfg bench.ConsumeConfig) (bench.Result, error) {
-	dir, remove, err := o.jetstreamDir(env)
-	if err != nil {
-		return bench.Result{}, err
-	}
-	defer remove()
-	js, err := bench.StartJetStream(dir)
-	if err != nil {
-		return bench.Result{}, err
-	}
-	defer js.Close()
-	if err := js.ResetStream(ctx); err != nil {
-		return bench.Result{}, fmt.Errorf("jetstream stream: %w", err)
-	}
-	if _, err := js.Produce(ctx, pcfg, o.partitions, o.jsWindow); err != nil {
-		return bench.Result{}, fmt.Errorf("loading jetstream: %w", err)
-	}
-	return js.Consume(ctx, ccfg, o.partitions, o.recordSize)
+	var res bench.Result
+	err := o.withJetStream(ctx, env, func(js *bench.JetStream) (err error) {
+		if _, err := js.Produce(ctx, pcfg, o.partitions, o.jsWindow); err != nil {
+			return fmt.Errorf("loading jetstream: %w", err)
+		}
+		res, err = js.Consume(ctx, ccfg, o.partitions, o.recordSize)
+		return err
+	})
+	return res, err
 }

@@ -67,18 +67,29 @@ partition its connection writes; --producers connections each keep
 }
 
 func (o *benchOptions) jetstreamProduce(ctx context.Context, env *benchEnv, cfg bench.ProduceConfig) (bench.Result, error) {
+	var res bench.Result
+	err := o.withJetStream(ctx, env, func(js *bench.JetStream) (err error) {
+		res, err = js.Produce(ctx, cfg, o.partitions, o.jsWindow)
+		return err
+	})
+	return res, err
+}
+
+// withJetStream runs fn against a fresh embedded JetStream with an empty
+// benchmark stream, and removes its data afterwards.
+func (o *benchOptions) withJetStream(ctx context.Context, env *benchEnv, fn func(*bench.JetStream) error) error {
 	dir, remove, err := o.jetstreamDir(env)
 	if err != nil {
-		return bench.Result{}, err
+		return err
 	}
 	defer remove()
 	js, err := bench.StartJetStream(dir)
 	if err != nil {
-		return bench.Result{}, err
+		return err
 	}
 	defer js.Close()
 	if err := js.ResetStream(ctx); err != nil {
-		return bench.Result{}, fmt.Errorf("jetstream stream: %w", err)
+		return fmt.Errorf("jetstream stream: %w", err)
 	}
-	return js.Produce(ctx, cfg, o.partitions, o.jsWindow)
+	return fn(js)
 }
