@@ -3,10 +3,13 @@ package kafka
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluice-io/sluice/broker/group"
 )
 
 // handleDeleteTopics deletes topics named by name (all versions) or by id
-// (v6+), and drops their metrics.
+// (v6+), and drops their metrics. The offsets topic cannot be deleted:
+// the group coordinator holds it open and every group's offsets are in it.
 func handleDeleteTopics(cx *reqCtx, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.DeleteTopicsRequest)
 	resp := req.ResponseKind().(*kmsg.DeleteTopicsResponse)
@@ -24,6 +27,8 @@ func handleDeleteTopics(cx *reqCtx, kreq kmsg.Request) (kmsg.Response, error) {
 		st.Topic, st.TopicID = t.Topic, t.TopicID
 		var err error
 		switch {
+		case t.Topic != nil && *t.Topic == group.OffsetsTopic:
+			err = errInternalTopic
 		case t.Topic != nil:
 			err = cx.s.b.DeleteTopic(*t.Topic)
 		case t.TopicID != [16]byte{}:
@@ -34,6 +39,10 @@ func handleDeleteTopics(cx *reqCtx, kreq kmsg.Request) (kmsg.Response, error) {
 			}
 			name := info.Name
 			st.Topic = &name
+			if name == group.OffsetsTopic {
+				err = errInternalTopic
+				break
+			}
 			err = cx.s.b.DeleteTopic(name)
 		default:
 			err = errInvalidRequest

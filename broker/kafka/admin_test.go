@@ -243,7 +243,8 @@ func TestMetadata(t *testing.T) {
 	// All topics, at the oldest version, and by id.
 	all := kmsg.NewPtrMetadataRequest()
 	all.Version = 0
-	if r := rc.do(all).(*kmsg.MetadataResponse); len(r.Topics) != 1 || *r.Topics[0].Topic != "known" {
+	// The offsets topic is listed too, as in Kafka.
+	if r := rc.do(all).(*kmsg.MetadataResponse); len(r.Topics) != 2 || *r.Topics[0].Topic != "__consumer_offsets" || *r.Topics[1].Topic != "known" {
 		t.Fatalf("v0 all topics: %+v", r.Topics)
 	}
 	byID := kmsg.NewPtrMetadataRequest()

@@ -25,18 +25,30 @@ type api struct {
 // Minimum versions follow Kafka 4.0 (KIP-896) where that matters: produce
 // and fetch need RecordBatch v2 (produce v3+, fetch v4+), the only format
 // sluice stores. Maximum versions are the newest that kmsg decodes and whose
-// semantics we honour.
+// semantics we honour. OffsetCommit and OffsetFetch stop at v9 because v10
+// names topics by id (KIP-848 consumer groups); FindCoordinator at v5
+// because v6 adds share groups.
 func supportedAPIs() []api {
 	return []api{
 		{key: produceKey, min: 3, max: 12, handle: handleProduce},
 		{key: 1, min: 4, max: 16, handle: handleFetch},
 		{key: 2, min: 1, max: 10, handle: handleListOffsets},
 		{key: 3, min: 0, max: 12, handle: handleMetadata},
+		{key: 8, min: 0, max: 9, handle: handleOffsetCommit},
+		{key: 9, min: 0, max: 9, handle: handleOffsetFetch},
+		{key: 10, min: 0, max: 5, handle: handleFindCoordinator},
+		{key: 11, min: 0, max: 9, handle: handleJoinGroup},
+		{key: 12, min: 0, max: 4, handle: handleHeartbeat},
+		{key: 13, min: 0, max: 5, handle: handleLeaveGroup},
+		{key: 14, min: 0, max: 5, handle: handleSyncGroup},
+		{key: 15, min: 0, max: 6, handle: handleDescribeGroups},
+		{key: 16, min: 0, max: 5, handle: handleListGroups},
 		{key: apiVersionsKey, min: 0, max: 4, handle: handleAPIVersions},
 		{key: 19, min: 0, max: 7, handle: handleCreateTopics},
 		{key: 20, min: 0, max: 6, handle: handleDeleteTopics},
 		{key: 22, min: 0, max: 5, handle: handleInitProducerID},
 		{key: 32, min: 0, max: 4, handle: handleDescribeConfigs},
+		{key: 42, min: 0, max: 2, handle: handleDeleteGroups},
 	}
 }
 
@@ -97,6 +109,19 @@ type reqCtx struct {
 	// frameDone says the handler no longer needs the request frame, so it
 	// is reused at once rather than kept until the response is written.
 	frameDone bool
+	// stop, if set, ends a JoinGroup or SyncGroup wait early instead of
+	// the server's close; the fuzz harness closes it so no input blocks.
+	stop <-chan struct{}
+	// clientID is the request header's client id; it aliases the frame.
+	clientID []byte
+}
+
+// waitStop is what ends a handler's wait for the group coordinator.
+func (cx *reqCtx) waitStop() <-chan struct{} {
+	if cx.stop != nil {
+		return cx.stop
+	}
+	return cx.s.done
 }
 
 // code maps err to a Kafka error code (see errors.go) and counts it.

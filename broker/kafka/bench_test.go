@@ -100,9 +100,16 @@ func (r *rawConn) recvProduce(corr int32, resp *kmsg.ProduceResponse) {
 	}
 }
 
-func benchProduceKgo(b *testing.B, flush string) {
+func benchProduceKgo(b *testing.B, flush string) { benchProduceKgoWith(b, flush, nil) }
+
+// benchProduceKgoWith runs the kgo produce benchmark after setup has run
+// on the environment (to start background load).
+func benchProduceKgoWith(b *testing.B, flush string, setup func(*testEnv)) {
 	e := newEnv(b)
 	e.createTopic("bench", 4, map[string]string{"flush.policy": flush})
+	if setup != nil {
+		setup(e)
+	}
 	cl := e.client(kgo.DefaultProduceTopic("bench"), kgo.MaxBufferedRecords(1<<16))
 	ctx := context.Background()
 	value := bytes.Repeat([]byte("x"), benchRecordSize)

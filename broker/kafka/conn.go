@@ -47,6 +47,8 @@ type request struct {
 	// body is the request; nil for an ApiVersions request of a version we
 	// do not know, which is answered without being parsed.
 	body kmsg.Request
+	// clientID is the header's client id, aliasing the frame.
+	clientID []byte
 }
 
 // conn is one client connection. Its reader goroutine handles requests one
@@ -187,10 +189,11 @@ func decodeRequest(frame []byte, apis *apiTable) (request, error) {
 	body.SetVersion(req.version)
 	// ControlledShutdown v0 is the one request whose header has no client
 	// id; flexible requests use header v2, which ends in tagged fields.
-	// The client id is not used, so it is skipped rather than copied.
+	// The client id aliases the frame; only the group coordinator keeps
+	// it (as a string), so nothing is copied on the produce path.
 	if !(req.key == 7 && req.version == 0) {
 		if n := rd.Int16(); n > 0 {
-			rd.Span(int(n))
+			req.clientID = rd.Span(int(n))
 		}
 	}
 	if body.IsFlexible() {
@@ -224,7 +227,7 @@ func (c *conn) handleFrame(frame *[]byte) error {
 	} else {
 		c.inflight.acquire(1) // after every earlier request is answered
 	}
-	cx := &reqCtx{s: c.s, c: c, key: req.key, version: req.version}
+	cx := &reqCtx{s: c.s, c: c, key: req.key, version: req.version, clientID: req.clientID}
 	var resp kmsg.Response
 	switch api := c.s.apis.lookup(req.key); {
 	case req.body == nil:

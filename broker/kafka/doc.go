@@ -41,6 +41,15 @@
 // they keep sending full fetch requests. Kafka itself does this when its
 // session cache is full.
 //
+// Consumer groups (FindCoordinator, JoinGroup, SyncGroup, Heartbeat,
+// LeaveGroup, OffsetCommit, OffsetFetch, DescribeGroups, ListGroups,
+// DeleteGroups) are answered by the group coordinator of broker/group; this
+// node is every group's coordinator. JoinGroup and SyncGroup wait inside
+// their handler until the rebalance completes. That holds up only their own
+// connection, which Kafka clients dedicate to the coordinator, and no lock:
+// the coordinator parks the request and answers it from whichever request
+// or timer completes the rebalance.
+//
 // Unsupported requests are answered, not dropped: a request of a key and
 // version that kmsg can decode but that sluice does not implement gets a
 // response of the same key whose error codes are UNSUPPORTED_VERSION (see

@@ -54,6 +54,7 @@ var errorCodes = []struct {
 	{errInvalidReplicaAssignmt, kerr.InvalidReplicaAssignment},
 	{errInvalidTimestamp, kerr.InvalidRequest},
 	{errUnknownResource, kerr.InvalidRequest},
+	{errInternalTopic, kerr.InvalidRequest},
 }
 
 // errorCode returns the Kafka code for err: 0 for nil, and
@@ -86,6 +87,7 @@ var (
 	errInvalidRequest   = errors.New("invalid request")
 	errInternal         = errors.New("internal error; see the broker log")
 	errInvalidTimestamp = errors.New("unknown special timestamp")
+	errInternalTopic    = errors.New("the internal offsets topic cannot be deleted")
 )
 
 // errMessage is err as the optional ErrorMessage field of a response.

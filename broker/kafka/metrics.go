@@ -43,7 +43,9 @@ type topicMetrics struct {
 	bytesIn, bytesOut, recordsIn, recordsOut prometheus.Counter
 }
 
-func newMetrics(b *broker.Broker, reg prometheus.Registerer) (*metrics, error) {
+// newMetrics creates the front door's metrics and registers them, with
+// extra collectors (the group coordinator's lag), on reg.
+func newMetrics(b *broker.Broker, reg prometheus.Registerer, extra ...prometheus.Collector) (*metrics, error) {
 	const ns, sub = "sluice", "kafka"
 	m := &metrics{
 		reg: reg,
@@ -73,6 +75,7 @@ func newMetrics(b *broker.Broker, reg prometheus.Registerer) (*metrics, error) {
 	}
 	all := []prometheus.Collector{m.connections, m.fetchWaiting, m.requests, m.errors, m.latency,
 		m.bytesIn, m.bytesOut, m.recordsIn, m.recordsOut, newPartitionCollector(b)}
+	all = append(all, extra...)
 	for _, c := range all {
 		if err := reg.Register(c); err != nil {
 			m.unregister()

@@ -66,20 +66,20 @@ func TestUnsupportedAPI(t *testing.T) {
 	e.createTopic("t", 1, nil)
 	rc := e.raw()
 
-	commit := kmsg.NewPtrOffsetCommitRequest()
-	commit.Version = 8
-	commit.Group = "g"
-	ct := kmsg.NewOffsetCommitRequestTopic()
+	commit := kmsg.NewPtrTxnOffsetCommitRequest()
+	commit.Version = 3
+	commit.Group, commit.TransactionalID = "g", "tx"
+	ct := kmsg.NewTxnOffsetCommitRequestTopic()
 	ct.Topic = "t"
 	for p := range int32(2) {
-		cp := kmsg.NewOffsetCommitRequestTopicPartition()
+		cp := kmsg.NewTxnOffsetCommitRequestTopicPartition()
 		cp.Partition, cp.Offset = p, 10
 		ct.Partitions = append(ct.Partitions, cp)
 	}
 	commit.Topics = append(commit.Topics, ct)
-	cresp := rc.do(commit).(*kmsg.OffsetCommitResponse)
+	cresp := rc.do(commit).(*kmsg.TxnOffsetCommitResponse)
 	if len(cresp.Topics) != 1 || cresp.Topics[0].Topic != "t" || len(cresp.Topics[0].Partitions) != 2 {
-		t.Fatalf("OffsetCommit answer does not mirror the request: %+v", cresp.Topics)
+		t.Fatalf("TxnOffsetCommit answer does not mirror the request: %+v", cresp.Topics)
 	}
 	for i, p := range cresp.Topics[0].Partitions {
 		if p.Partition != int32(i) || p.ErrorCode != kerr.UnsupportedVersion.Code {
@@ -87,11 +87,11 @@ func TestUnsupportedAPI(t *testing.T) {
 		}
 	}
 
-	join := kmsg.NewPtrJoinGroupRequest()
-	join.Version = 9
-	join.Group, join.ProtocolType = "g", "consumer"
-	if r := rc.do(join).(*kmsg.JoinGroupResponse); r.ErrorCode != kerr.UnsupportedVersion.Code {
-		t.Fatalf("JoinGroup: code %s", errorName(r.ErrorCode))
+	end := kmsg.NewPtrEndTxnRequest()
+	end.Version = 3
+	end.TransactionalID = "tx"
+	if r := rc.do(end).(*kmsg.EndTxnResponse); r.ErrorCode != kerr.UnsupportedVersion.Code {
+		t.Fatalf("EndTxn: code %s", errorName(r.ErrorCode))
 	}
 
 	// A supported API below our minimum version.
@@ -106,7 +106,7 @@ func TestUnsupportedAPI(t *testing.T) {
 
 	md := kmsg.NewPtrMetadataRequest()
 	md.Version = 12
-	if r := rc.do(md).(*kmsg.MetadataResponse); len(r.Topics) != 1 {
+	if r := rc.do(md).(*kmsg.MetadataResponse); len(r.Topics) != 2 { // t and __consumer_offsets
 		t.Fatal("connection unusable after unsupported requests")
 	}
 }

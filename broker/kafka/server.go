@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluice-io/sluice/broker"
+	"github.com/sluice-io/sluice/broker/group"
 )
 
 // ErrServerClosed is returned by Serve and ListenAndServe after Close.
@@ -39,6 +40,12 @@ type Config struct {
 	// Registerer receives the server's metrics; nil registers nothing (the
 	// metrics are still kept, e.g. for tests that gather them directly).
 	Registerer prometheus.Registerer
+	// Groups is the consumer-group coordinator. Nil: the server creates
+	// one from GroupOptions (which creates the offsets topic if missing)
+	// and closes it on Close; a coordinator passed in belongs to the
+	// caller.
+	Groups       *group.Coordinator
+	GroupOptions group.Options
 }
 
 const (
@@ -54,6 +61,9 @@ type Server struct {
 	log  *slog.Logger
 	m    *metrics
 	apis apiTable
+	// groups is the group coordinator; ownGroups says Close closes it.
+	groups    *group.Coordinator
+	ownGroups bool
 
 	// done is closed by Close; long-polling fetches wait on it.
 	done chan struct{}
@@ -96,8 +106,19 @@ func NewServer(b *broker.Broker, cfg Config) (*Server, error) {
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*conn]struct{}),
 	}
-	m, err := newMetrics(b, cfg.Registerer)
+	s.groups = cfg.Groups
+	if s.groups == nil {
+		g, err := group.New(b, cfg.GroupOptions)
+		if err != nil {
+			return nil, fmt.Errorf("kafka: group coordinator: %w", err)
+		}
+		s.groups, s.ownGroups = g, true
+	}
+	m, err := newMetrics(b, cfg.Registerer, s.groups.Collector())
 	if err != nil {
+		if s.ownGroups {
+			s.groups.Close()
+		}
 		return nil, fmt.Errorf("kafka: metrics: %w", err)
 	}
 	s.m = m
@@ -214,6 +235,9 @@ func (s *Server) Close() error {
 	s.mu.Unlock()
 	s.wg.Wait()
 	s.m.unregister()
+	if s.ownGroups {
+		s.groups.Close()
+	}
 	return nil
 }
 

@@ -48,3 +48,24 @@ func TestBenchAgainstNode(t *testing.T) {
 		t.Errorf("benchmark on an existing topic with other partitions: %s", r)
 	}
 }
+
+// --with-group-consumer prints the run alone, with a reader and with a
+// committing group member, and leaves no group behind.
+func TestBenchProduceWithGroupConsumer(t *testing.T) {
+	n := startNode(t, t.TempDir())
+	out := n.ok("", "bench", "produce", "--records", "20000", "--partitions", "2", "--batch-size", "200", "--with-group-consumer")
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`(?m)^\s+sluice\s+raw\s+20000\s+[\d,]+\s`),
+		regexp.MustCompile(`(?m)^\s+sluice\s+raw\+reader\s+20000\s+[\d,]+\s`),
+		regexp.MustCompile(`(?m)^\s+sluice\s+raw\+group\s+20000\s+[\d,]+\s`),
+		regexp.MustCompile(`(?m)^reader \(no group\): consumed 20000 records$`),
+		regexp.MustCompile(`(?m)^group member \(sluice-bench-\d+\): consumed 20000 records with [1-9]\d* offset commits$`),
+	} {
+		if !want.MatchString(out) {
+			t.Errorf("bench produce --with-group-consumer output lacks %s:\n%s", want, out)
+		}
+	}
+	if list := n.ok("", "group", "list"); strings.Contains(list, "sluice-bench") {
+		t.Errorf("benchmark group left behind:\n%s", list)
+	}
+}

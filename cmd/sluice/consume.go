@@ -22,6 +22,8 @@ type consumeOptions struct {
 	follow        bool
 	max           int64
 	format        string
+	group         string
+	balancers     []string
 }
 
 func newConsumeCmd() *cobra.Command {
@@ -40,13 +42,19 @@ end offsets that existed when it started. With --follow it keeps waiting for
 new records, like tail -f, until interrupted. --max stops after that many
 records either way.
 
+` + groupConsumeHelp + `
+
 ` + formatHelp,
 		Example: `  sluice consume orders --from-beginning
   sluice consume orders --partition 2 --offset 1000 --max 10 --format '%p:%o %k=%v\n'
-  sluice consume orders --follow --format json`,
+  sluice consume orders --follow --format json
+  sluice consume orders --group billing --follow`,
 		Args: exactArgs("TOPIC"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f := cmd.Flags()
+			if err := validateGroupFlags(f, &o); err != nil {
+				return usageError{err}
+			}
 			if f.Changed("offset") && o.fromBeginning {
 				return usageError{errors.New("--offset and --from-beginning both say where to start; give one")}
 			}
@@ -71,7 +79,11 @@ records either way.
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			out := bufio.NewWriterSize(cmd.OutOrStdout(), 64<<10)
-			err = consume(ctx, cmd, args[0], o, formatter, out)
+			run := consume
+			if o.group != "" {
+				run = consumeGroup
+			}
+			err = run(ctx, cmd, args[0], o, formatter, out)
 			if ferr := out.Flush(); err == nil && ferr != nil {
 				err = fmt.Errorf("writing output: %w", ferr)
 			}
@@ -85,6 +97,8 @@ records either way.
 	f.BoolVar(&o.follow, "follow", false, "keep waiting for new records instead of exiting at the end")
 	f.Int64Var(&o.max, "max", 0, "stop after this many records (default: no limit)")
 	f.StringVar(&o.format, "format", `%v\n`, "output format: a template with %v %k %p %o %t %T, or json (see above)")
+	f.StringVar(&o.group, "group", "", "consume as a member of this consumer group, resuming from and committing its offsets")
+	f.StringSliceVar(&o.balancers, "balancers", defaultBalancers, "with --group: partition assignment strategies, in order of preference")
 	addBrokersFlag(cmd)
 	return cmd
 }

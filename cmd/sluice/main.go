@@ -1,6 +1,6 @@
 // Command sluice is the one sluice binary: it runs a node (serve), manages
-// topics (topic), writes and reads records from the shell (produce,
-// consume) and measures a node end to end (bench).
+// topics (topic) and consumer groups (group), writes and reads records from
+// the shell (produce, consume) and measures a node end to end (bench).
 //
 // Client commands talk to a node over the Kafka protocol with franz-go, so
 // they work against any Kafka-compatible broker too. They find the node
@@ -70,6 +70,7 @@ operators are WebAssembly modules. This binary runs a node and talks to one.`,
 		newTopicCmd(),
 		newProduceCmd(),
 		newConsumeCmd(),
+		newGroupCmd(),
 		newBenchCmd(),
 	)
 	return root
