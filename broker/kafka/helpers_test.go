@@ -9,8 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +21,7 @@ import (
 
 	"github.com/sluice-io/sluice/broker"
 	"github.com/sluice-io/sluice/broker/batch"
+	"github.com/sluice-io/sluice/internal/testnode"
 )
 
 // testEnv is a real broker on a temporary directory with a real server on
@@ -33,7 +32,7 @@ type testEnv struct {
 	s      *Server
 	reg    *prometheus.Registry
 	addr   string
-	logs   *syncBuffer
+	logs   *testnode.SyncBuffer
 	served chan error
 }
 
@@ -52,7 +51,7 @@ func withServerConfig(fn func(*Config)) envOption {
 
 func newEnv(t testing.TB, opts ...envOption) *testEnv {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testnode.SyncBuffer{}
 	bc := broker.Config{DataDir: t.TempDir(), NodeID: 1, Logger: slog.New(slog.DiscardHandler)}
 	e := &testEnv{t: t, reg: prometheus.NewRegistry(), logs: logs, served: make(chan error, 1)}
 	sc := Config{Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), Registerer: e.reg}
@@ -302,25 +301,6 @@ func eventually(t testing.TB, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond) // poll interval, not a wait for a condition
 	}
 }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func (s *syncBuffer) contains(sub string) bool { return strings.Contains(s.String(), sub) }
 
 func gaugeValue(t testing.TB, g prometheus.Gauge) float64 {
 	t.Helper()

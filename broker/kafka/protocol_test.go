@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -147,7 +148,7 @@ func TestMalformedFrames(t *testing.T) {
 				rc.nc.(*net.TCPConn).CloseWrite()
 			}
 			rc.expectClosed()
-			eventually(t, "a log line", func() bool { return e.logs.contains(tc.log) })
+			eventually(t, "a log line", func() bool { return strings.Contains(e.logs.String(), tc.log) })
 
 			other := e.raw()
 			req := kmsg.NewPtrApiVersionsRequest()

@@ -72,7 +72,7 @@ type Node struct {
 
 	t      testing.TB
 	cmd    *exec.Cmd
-	logs   *syncBuffer
+	logs   *SyncBuffer
 	exited chan struct{}
 	err    error
 }
@@ -105,7 +105,7 @@ func (n *Node) Restart() {
 
 func (n *Node) start() {
 	n.t.Helper()
-	n.logs = &syncBuffer{}
+	n.logs = &SyncBuffer{}
 	n.cmd = exec.Command(Binary(n.t), n.Args...)
 	n.cmd.Stdout, n.cmd.Stderr = n.logs, n.logs
 	n.exited = make(chan struct{})
@@ -174,18 +174,20 @@ func (n *Node) Run(stdin string, args ...string) (string, error) {
 	return string(out), err
 }
 
-type syncBuffer struct {
+// SyncBuffer is a bytes.Buffer that a process (or logger) may write while a
+// test reads it.
+type SyncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *SyncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
