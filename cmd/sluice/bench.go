@@ -21,7 +21,7 @@ import (
 func newBenchCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "bench",
-		Short: "Measure produce and consume throughput, optionally against NATS JetStream",
+		Short: "Measure produce, consume and processing throughput, optionally against NATS JetStream",
 		Long: `Measure a sluice node end to end over the Kafka protocol and print records/s,
 MB/s (payload, 10^6 bytes) and p50/p99 latency.
 
@@ -40,10 +40,12 @@ franz-go client as an application would.
 embedded NATS JetStream (file storage, one replica, default sync interval,
 asynchronous publish with a bounded window; ordered consumers to read) and
 prints the sluice/JetStream throughput ratio. Partition p becomes subject
-bench.<p>.`,
+bench.<p>.
+
+'sluice bench pipeline' measures Wasm jobs instead: see its help.`,
 	}
 	addBrokersFlag(cmd)
-	cmd.AddCommand(newBenchProduceCmd(), newBenchConsumeCmd())
+	cmd.AddCommand(newBenchProduceCmd(), newBenchConsumeCmd(), newBenchPipelineCmd())
 	return cmd
 }
 

@@ -55,7 +55,7 @@ func addServeFlags(fs *pflag.FlagSet) {
 	fs.String("data-dir", "./sluice-data", "directory holding the node's topics and partitions")
 	fs.String("listen", "127.0.0.1:9092", "address of the Kafka protocol listener")
 	fs.String("advertised-addr", "", "host:port that metadata tells clients to connect to (default: the listen address; on a wildcard listen address, the address each client connected to)")
-	fs.String("metrics-listen", "127.0.0.1:9644", "address serving Prometheus /metrics; empty disables it")
+	fs.String("metrics-listen", "127.0.0.1:9644", "HTTP address serving Prometheus /metrics and the job admin API (/v1/jobs, used by sluice job); empty disables both")
 	fs.Int32("node-id", 1, "this node's id")
 	fs.String("flush", "sync", "when appends reach the disk: sync (acknowledged writes are fsynced; group commit), interval (fsync every --flush-interval), os (leave it to the kernel)")
 	fs.Duration("flush-interval", time.Second, "fsync period for --flush interval")

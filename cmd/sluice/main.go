@@ -1,10 +1,14 @@
 // Command sluice is the one sluice binary: it runs a node (serve), manages
 // topics (topic) and consumer groups (group), writes and reads records from
-// the shell (produce, consume) and measures a node end to end (bench).
+// the shell (produce, consume), builds WebAssembly operators (build),
+// deploys and inspects processing jobs (job), runs the word-count example on
+// a throwaway node (demo) and measures a node end to end (bench).
 //
 // Client commands talk to a node over the Kafka protocol with franz-go, so
 // they work against any Kafka-compatible broker too. They find the node
-// through --brokers, or SLUICE_BROKERS when the flag is not given.
+// through --brokers, or SLUICE_BROKERS when the flag is not given. The job
+// commands talk to the node's admin API (HTTP) instead, found through
+// --admin or SLUICE_ADMIN.
 //
 // Exit status: 0 on success, 1 when a command fails, 2 when the command
 // line itself is wrong (unknown flag, missing argument).
@@ -72,6 +76,9 @@ operators are WebAssembly modules. This binary runs a node and talks to one.`,
 		newConsumeCmd(),
 		newGroupCmd(),
 		newBenchCmd(),
+		newBuildCmd(),
+		newJobCmd(),
+		newDemoCmd(),
 	)
 	return root
 }

@@ -26,15 +26,17 @@ func newMetricsRegistry() *prometheus.Registry {
 	return reg
 }
 
-// metricsServer serves /metrics; the zero value (metrics disabled) is
-// valid.
+// metricsServer is the node's HTTP listener, serving /metrics and the job
+// admin API; the zero value (listener disabled) is valid.
 type metricsServer struct {
 	srv  *http.Server
 	ln   net.Listener
 	done chan struct{}
 }
 
-func startMetrics(listen string, reg *prometheus.Registry, log *slog.Logger) (*metricsServer, error) {
+// startMetrics serves /metrics and, when admin is not nil, the admin API
+// (/v1/...) on the node's HTTP listener.
+func startMetrics(listen string, reg *prometheus.Registry, admin http.Handler, log *slog.Logger) (*metricsServer, error) {
 	if listen == "" {
 		return &metricsServer{}, nil
 	}
@@ -44,6 +46,9 @@ func startMetrics(listen string, reg *prometheus.Registry, log *slog.Logger) (*m
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}))
+	if admin != nil {
+		mux.Handle("/v1/", admin)
+	}
 	m := &metricsServer{
 		srv:  &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second},
 		ln:   ln,

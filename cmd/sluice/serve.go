@@ -15,7 +15,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sluice-io/sluice/broker"
+	"github.com/sluice-io/sluice/broker/group"
 	"github.com/sluice-io/sluice/broker/kafka"
+	sluicehost "github.com/sluice-io/sluice/host"
+	"github.com/sluice-io/sluice/host/admin"
 )
 
 // cleanInterval is how often the broker runs retention and compaction.
@@ -25,7 +28,9 @@ func newServeCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run a sluice node",
-		Long: `Run a sluice node: the log, and the Kafka protocol listener in front of it.
+		Long: `Run a sluice node: the log, the Kafka protocol listener in front of it, and the
+processing jobs deployed to it (see 'sluice job'), whose admin API shares the
+HTTP listener of /metrics (--metrics-listen).
 
 With no configuration it runs a single node on 127.0.0.1:9092 storing its data
 in ./sluice-data. Every setting is a flag, a key of the --config file (same
@@ -34,8 +39,9 @@ plus the name in capitals with "-" as "_", e.g. SLUICE_DATA_DIR). Flags win
 over the environment, which wins over the file.
 
 The node logs one "sluice ready" line, with the listen addresses, once it
-accepts connections. SIGINT or SIGTERM stop it cleanly: the listener closes,
-in-flight requests finish and every partition is flushed and closed.`,
+accepts connections. SIGINT or SIGTERM stop it cleanly: the listeners close,
+in-flight requests finish, every job's tasks take a final checkpoint and every
+partition is flushed and closed.`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			v, err := newServeViper(cmd.Flags())
@@ -83,6 +89,15 @@ func serve(ctx context.Context, cfg serveConfig) (err error) {
 		}
 	}()
 
+	// One group coordinator serves both the Kafka group APIs and the job
+	// manager, whose tasks checkpoint their input offsets as group commits
+	// (group "sluice-job-<name>"), so `sluice group describe` shows them.
+	coord, err := group.New(b, group.Options{})
+	if err != nil {
+		return fmt.Errorf("group coordinator: %w", err)
+	}
+	defer coord.Close()
+
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -99,19 +114,12 @@ func serve(ctx context.Context, cfg serveConfig) (err error) {
 		AdvertisedPort: port,
 		Logger:         log,
 		Registerer:     reg,
+		Groups:         coord,
 	})
 	if err != nil {
 		ln.Close()
 		return fmt.Errorf("kafka server: %w", err)
 	}
-
-	metrics, err := startMetrics(cfg.MetricsListen, reg, log)
-	if err != nil {
-		ln.Close()
-		srv.Close()
-		return err
-	}
-	defer metrics.close()
 
 	runCtx, cancelRun := context.WithCancel(context.Background())
 	brokerDone := make(chan error, 1)
@@ -121,6 +129,38 @@ func serve(ctx context.Context, cfg serveConfig) (err error) {
 		<-brokerDone
 	}()
 
+	// The job manager starts after the broker and stops before it: its
+	// final checkpoints append to topics and commit offsets. It reloads
+	// the jobs deployed before a restart and starts the running ones.
+	jobs, err := sluicehost.NewManager(ctx, sluicehost.Config{
+		DataDir:    cfg.DataDir,
+		Broker:     b,
+		Offsets:    coord.Offsets(),
+		Logger:     log,
+		Registerer: reg,
+	})
+	if err != nil {
+		ln.Close()
+		srv.Close()
+		return fmt.Errorf("job manager: %w", err)
+	}
+	defer func() {
+		if cerr := jobs.Close(); cerr != nil {
+			log.Error("closing job manager", "err", cerr)
+			err = errors.Join(err, cerr)
+		}
+	}()
+
+	// Deferred after the manager's Close, so it runs before it: no admin
+	// request reaches a closing manager.
+	metrics, err := startMetrics(cfg.MetricsListen, reg, admin.NewHandler(jobs, log), log)
+	if err != nil {
+		ln.Close()
+		srv.Close()
+		return err
+	}
+	defer metrics.close()
+
 	serveDone := make(chan error, 1)
 	go func() { serveDone <- srv.Serve(ln) }()
 
@@ -129,7 +169,7 @@ func serve(ctx context.Context, cfg serveConfig) (err error) {
 		adv = "(each connection's local address):" + strconv.Itoa(int(port))
 	}
 	log.Info("sluice ready", "listen", ln.Addr().String(), "advertised", adv,
-		"metrics", metrics.addr(), "data_dir", cfg.DataDir, "node_id", cfg.NodeID, "flush", broker.FlushModeName(cfg.Flush))
+		"metrics", metrics.addr(), "admin", metrics.addr(), "jobs", len(jobs.List()), "data_dir", cfg.DataDir, "node_id", cfg.NodeID, "flush", broker.FlushModeName(cfg.Flush))
 
 	select {
 	case <-ctx.Done():

@@ -67,6 +67,7 @@ func FreePort(t testing.TB) string {
 // Node is one running `sluice serve` process.
 type Node struct {
 	Addr    string // Kafka listener
+	Admin   string // HTTP listener: /metrics and the job admin API
 	DataDir string
 	Args    []string
 
@@ -84,7 +85,7 @@ func Start(t testing.TB, dataDir string, extra ...string) *Node {
 	t.Helper()
 	n := &Node{DataDir: dataDir, t: t}
 	n.Args = append([]string{"serve", "--data-dir", dataDir, "--listen", FreePort(t), "--metrics-listen", FreePort(t)}, extra...)
-	n.Addr = n.Args[4]
+	n.Addr, n.Admin = n.Args[4], n.Args[6]
 	n.start()
 	t.Cleanup(func() {
 		if n.Running() {
@@ -116,20 +117,24 @@ func (n *Node) start() {
 		n.err = n.cmd.Wait()
 		close(n.exited)
 	}()
+	// The HTTP listener opens after the job manager has reloaded the
+	// node's jobs, so once both ports answer the node is fully up.
 	deadline := time.Now().Add(30 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", n.Addr, time.Second)
-		if err == nil {
-			c.Close()
-			return
-		}
-		select {
-		case <-n.exited:
-			n.t.Fatalf("sluice serve exited before listening: %v\n%s", n.err, n.Logs())
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			n.t.Fatalf("sluice serve did not listen on %s within 30s\n%s", n.Addr, n.Logs())
+	for _, addr := range []string{n.Addr, n.Admin} {
+		for {
+			c, err := net.DialTimeout("tcp", addr, time.Second)
+			if err == nil {
+				c.Close()
+				break
+			}
+			select {
+			case <-n.exited:
+				n.t.Fatalf("sluice serve exited before listening: %v\n%s", n.err, n.Logs())
+			case <-time.After(20 * time.Millisecond):
+			}
+			if time.Now().After(deadline) {
+				n.t.Fatalf("sluice serve did not listen on %s within 30s\n%s", addr, n.Logs())
+			}
 		}
 	}
 }
@@ -169,6 +174,15 @@ func (n *Node) Logs() string { return n.logs.String() }
 // combined output.
 func (n *Node) Run(stdin string, args ...string) (string, error) {
 	cmd := exec.Command(Binary(n.t), append(args, "--brokers", n.Addr)...)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// RunAdmin executes a sluice command that talks to the node's admin API
+// (sluice job ...) and returns its combined output.
+func (n *Node) RunAdmin(stdin string, args ...string) (string, error) {
+	cmd := exec.Command(Binary(n.t), append(args, "--admin", n.Admin)...)
 	cmd.Stdin = strings.NewReader(stdin)
 	out, err := cmd.CombinedOutput()
 	return string(out), err

@@ -1,0 +1,464 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sluice-io/sluice/broker"
+	"github.com/sluice-io/sluice/broker/storage"
+	"github.com/sluice-io/sluice/host"
+	"github.com/sluice-io/sluice/internal/bench"
+)
+
+type pipelineOptions struct {
+	caseName   string
+	records    int64
+	recordSize int
+	partitions int32
+	flush      string
+	flushMode  storage.FlushMode
+	dataDir    string
+	timeout    time.Duration
+	cpuProfile string
+}
+
+func newBenchPipelineCmd() *cobra.Command {
+	o := &pipelineOptions{}
+	cmd := &cobra.Command{
+		Use:   "pipeline",
+		Short: "Measure stream processing: a pass-through operator and the word-count pair",
+		Long: `Run Wasm jobs on a node in this process (data in a temporary directory under
+--data-dir; --brokers is ignored) and report how fast they process.
+
+  passthrough: --records records of --record-size bytes are written into the
+      input topic of examples/passthrough (--partitions partitions), then the
+      job processes them into its output topic.
+  wordcount:   generated sentences totalling about --records words are written
+      into "sentences", then split (sentences -> words, keyed by word) and count
+      (words -> word-counts, with state) process them.
+
+What is timed: from starting the jobs until the last output is in: for
+passthrough, until the output topic's high watermark holds every record (so
+the outputs are appended and, under --flush sync, fsynced); for wordcount,
+until count's tasks have consumed every word split wrote. Not timed, and
+reported separately: building the operators, compiling the modules (each job
+is deployed, so compiled and initialized, then stopped before its input is
+written), and writing the input (straight into the partitions, without the
+Kafka protocol). Checkpoints (every commit interval) run during the timed
+phase as they would in production.
+
+Per-stage figures come from the jobs' status: records in and out, and when
+each stage had taken in all its input.`,
+		Example: `  sluice bench pipeline
+  sluice bench pipeline --case wordcount --records 5000000 --cpuprofile wc.pprof`,
+		Args: exactArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.validate(); err != nil {
+				return usageError{err}
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			ctx, cancel := context.WithTimeout(ctx, o.timeout)
+			defer cancel()
+			return runPipelineBench(ctx, cmd.OutOrStdout(), o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.caseName, "case", "all", "passthrough, wordcount or all")
+	f.Int64Var(&o.records, "records", 2_000_000, "records for passthrough; words (approximately) for wordcount")
+	f.IntVar(&o.recordSize, "record-size", 100, "bytes of value per passthrough record")
+	f.Int32Var(&o.partitions, "partitions", 4, "partitions of the input topics (so tasks per job)")
+	f.StringVar(&o.flush, "flush", "sync", "the node's flush policy: sync, interval or os")
+	f.StringVar(&o.dataDir, "data-dir", os.TempDir(), "parent directory of the node's temporary data directory")
+	f.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up after this long")
+	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of each case's timed phase to FILE with the case's name added (x.pprof: x-passthrough.pprof, x-wordcount.pprof)")
+	return cmd
+}
+
+func (o *pipelineOptions) validate() error {
+	switch o.caseName {
+	case "passthrough", "wordcount", "all":
+	default:
+		return fmt.Errorf("--case %q: want passthrough, wordcount or all", o.caseName)
+	}
+	switch {
+	case o.records <= 0:
+		return fmt.Errorf("--records %d: must be positive", o.records)
+	case o.recordSize < 0:
+		return fmt.Errorf("--record-size %d: must not be negative", o.recordSize)
+	case o.partitions <= 0 || o.partitions > broker.MaxPartitions:
+		return fmt.Errorf("--partitions %d: must be in 1..%d", o.partitions, broker.MaxPartitions)
+	}
+	m, err := broker.ParseFlushMode(o.flush)
+	if err != nil {
+		return fmt.Errorf("--flush: %w", err)
+	}
+	o.flushMode = m
+	return nil
+}
+
+// stageResult is one job's figures in a timed run.
+type stageResult struct {
+	job        string
+	in, out    uint64
+	inputDone  time.Duration // when the job had consumed all its input
+	restarts   int
+	lastErrors []string
+}
+
+// pipelineResult is one measured case.
+type pipelineResult struct {
+	name    string
+	unit    string // what records counts: "records" or "words"
+	records int64
+	bytes   int64 // input payload bytes
+	elapsed time.Duration
+	stages  []stageResult
+}
+
+func runPipelineBench(ctx context.Context, w io.Writer, o *pipelineOptions) error {
+	fmt.Fprintf(w, "bench pipeline: embedded node (flush=%s), %d partitions per input topic, GOMAXPROCS=%d\n", o.flush, o.partitions, runtime.GOMAXPROCS(0))
+	var results []pipelineResult
+	if o.caseName == "passthrough" || o.caseName == "all" {
+		r, err := o.passthrough(ctx, w)
+		if err != nil {
+			return fmt.Errorf("passthrough: %w", err)
+		}
+		results = append(results, r)
+	}
+	if o.caseName == "wordcount" || o.caseName == "all" {
+		r, err := o.wordcount(ctx, w)
+		if err != nil {
+			return fmt.Errorf("wordcount: %w", err)
+		}
+		results = append(results, r)
+	}
+	fmt.Fprintln(w)
+	writePipelineTable(w, results)
+	return nil
+}
+
+// benchNode starts a fresh node for one case, so cases do not share
+// caches or disk state.
+func (o *pipelineOptions) benchNode(ctx context.Context) (*processingNode, func(), error) {
+	tmp, err := os.MkdirTemp(o.dataDir, "sluice-bench-pipeline-")
+	if err != nil {
+		return nil, nil, err
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	n, err := startProcessingNode(ctx, tmp, o.flushMode, log)
+	if err != nil {
+		os.RemoveAll(tmp)
+		return nil, nil, err
+	}
+	return n, func() {
+		if err := n.Close(); err != nil {
+			fmt.Fprintf(os.Stderr, "sluice: closing the embedded node: %v\n", err)
+		}
+		os.RemoveAll(tmp)
+	}, nil
+}
+
+// deployStopped builds, deploys (compiling and initializing the module)
+// and stops a job, so that starting it later times only processing.
+func deployStopped(ctx context.Context, w io.Writer, n *processingNode, dir, file string) (host.JobSpec, error) {
+	tmp, err := os.MkdirTemp("", "sluice-bench-build-")
+	if err != nil {
+		return host.JobSpec{}, err
+	}
+	defer os.RemoveAll(tmp)
+	job, err := loadExampleJob(ctx, w, dir, file, tmp)
+	if err != nil {
+		return host.JobSpec{}, err
+	}
+	start := time.Now()
+	if _, err := n.jobs.Deploy(ctx, job.spec, job.module.Bytes); err != nil {
+		return job.spec, fmt.Errorf("deploy %s: %w", job.spec.Name, err)
+	}
+	if err := n.jobs.Stop(ctx, job.spec.Name); err != nil {
+		return job.spec, fmt.Errorf("stop %s: %w", job.spec.Name, err)
+	}
+	fmt.Fprintf(w, "deployed %s (compile, init, start, stop) in %s\n", job.spec.Name, time.Since(start).Round(time.Millisecond))
+	return job.spec, nil
+}
+
+func (o *pipelineOptions) passthrough(ctx context.Context, w io.Writer) (pipelineResult, error) {
+	res := pipelineResult{name: "passthrough", unit: "records", records: o.records, bytes: o.records * int64(o.recordSize)}
+	dir, err := findExample("passthrough")
+	if err != nil {
+		return res, err
+	}
+	n, done, err := o.benchNode(ctx)
+	if err != nil {
+		return res, err
+	}
+	defer done()
+	spec, err := host.LoadJobFile(filepath.Join(dir, "passthrough.yaml"))
+	if err != nil {
+		return res, err
+	}
+	if len(spec.Inputs) != 1 || len(spec.Outputs) != 1 {
+		return res, fmt.Errorf("%s: want one input and one output, have %d and %d", filepath.Join(dir, "passthrough.yaml"), len(spec.Inputs), len(spec.Outputs))
+	}
+	in, out := spec.Inputs[0], spec.Outputs[0].Topic
+	if err := n.createTopic(in, o.partitions); err != nil {
+		return res, err
+	}
+	if spec, err = deployStopped(ctx, w, n, dir, "passthrough.yaml"); err != nil {
+		return res, err
+	}
+
+	value := bench.Payload(o.recordSize)
+	start := time.Now()
+	if err := n.appendRecords(in, spread(o.records, o.partitions), 1000, func(int32, int64) ([]byte, []byte) { return nil, value }); err != nil {
+		return res, err
+	}
+	el := time.Since(start)
+	fmt.Fprintf(w, "wrote %d records of %d bytes into %s in %s (%s records/s; not timed)\n",
+		o.records, o.recordSize, in, el.Round(time.Millisecond), commas(float64(o.records)/el.Seconds()))
+
+	stages, elapsed, err := o.timed(ctx, w, res.name, n, []string{spec.Name}, func() (bool, error) {
+		hw, err := n.highWatermarks(out)
+		return hw >= o.records, err
+	}, map[string]uint64{spec.Name: uint64(o.records)})
+	res.elapsed, res.stages = elapsed, stages
+	return res, err
+}
+
+func (o *pipelineOptions) wordcount(ctx context.Context, w io.Writer) (pipelineResult, error) {
+	res := pipelineResult{name: "wordcount", unit: "words"}
+	dir, err := findExample("wordcount")
+	if err != nil {
+		return res, err
+	}
+	n, done, err := o.benchNode(ctx)
+	if err != nil {
+		return res, err
+	}
+	defer done()
+	if err := n.createTopic(sentencesTopic, o.partitions); err != nil {
+		return res, err
+	}
+	split, err := deployStopped(ctx, w, n, dir, "split.yaml")
+	if err != nil {
+		return res, err
+	}
+	count, err := deployStopped(ctx, w, n, dir, "count.yaml")
+	if err != nil {
+		return res, err
+	}
+
+	// Sentences are generated up front so that generation is not timed
+	// as writing, and spread over the partitions round robin.
+	gen := newTextGen(1)
+	perPartition := make([][][]byte, o.partitions)
+	var sentences int64
+	for p := 0; res.records < o.records; p = (p + 1) % int(o.partitions) {
+		s, words := gen.appendSentence(nil)
+		perPartition[p] = append(perPartition[p], s)
+		res.records += int64(words)
+		res.bytes += int64(len(s))
+		sentences++
+	}
+	counts := make([]int64, o.partitions)
+	for p := range counts {
+		counts[p] = int64(len(perPartition[p]))
+	}
+	start := time.Now()
+	if err := n.appendRecords(sentencesTopic, counts, 500, func(p int32, i int64) ([]byte, []byte) { return nil, perPartition[p][i] }); err != nil {
+		return res, err
+	}
+	el := time.Since(start)
+	fmt.Fprintf(w, "wrote %d sentences (%d words, %s) into %s in %s (not timed)\n",
+		sentences, res.records, humanBytes(res.bytes), sentencesTopic, el.Round(time.Millisecond))
+
+	wordsTopic := split.Outputs[0].Topic
+	stages, elapsed, err := o.timed(ctx, w, res.name, n, []string{split.Name, count.Name}, func() (bool, error) {
+		// Every word is in words once split has consumed every sentence
+		// and its outputs are appended; count is done when its positions
+		// (next offsets to process) add up to all of them.
+		hw, err := n.highWatermarks(wordsTopic)
+		if err != nil || hw < res.records {
+			return false, err
+		}
+		st, err := n.jobs.Status(count.Name)
+		if err != nil {
+			return false, err
+		}
+		var pos int64
+		for _, t := range st.Tasks {
+			for _, in := range t.Inputs {
+				pos += in.Position
+			}
+		}
+		return pos >= res.records, nil
+	}, map[string]uint64{split.Name: uint64(sentences), count.Name: uint64(res.records)})
+	res.elapsed, res.stages = elapsed, stages
+	return res, err
+}
+
+// timed starts the jobs, polls until finished reports true, and returns
+// the elapsed time and each job's figures. inputs is each job's total
+// input, to note when each stage had consumed it.
+func (o *pipelineOptions) timed(ctx context.Context, w io.Writer, caseName string, n *processingNode, jobs []string, finished func() (bool, error), inputs map[string]uint64) ([]stageResult, time.Duration, error) {
+	stages := make([]stageResult, len(jobs))
+	if o.cpuProfile != "" {
+		// One profile per case: FILE.pprof becomes FILE-<case>.pprof.
+		ext := filepath.Ext(o.cpuProfile)
+		path := strings.TrimSuffix(o.cpuProfile, ext) + "-" + caseName + ext
+		f, err := os.Create(path)
+		if err != nil {
+			return nil, 0, err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return nil, 0, err
+		}
+		defer pprof.StopCPUProfile()
+		defer fmt.Fprintf(w, "CPU profile of the timed %s phase: %s\n", caseName, path)
+	}
+	start := time.Now()
+	for i, j := range jobs {
+		stages[i].job = j
+		if err := n.jobs.Start(ctx, j); err != nil {
+			return nil, 0, fmt.Errorf("start %s: %w", j, err)
+		}
+	}
+	poll := time.NewTicker(10 * time.Millisecond)
+	defer poll.Stop()
+	lastReport := start
+	for {
+		ok, err := finished()
+		now := time.Since(start)
+		if err != nil {
+			return stages, now, err
+		}
+		for i := range stages {
+			if stages[i].inputDone == 0 {
+				if st, err := n.jobs.Status(stages[i].job); err == nil && totals(st).in >= inputs[stages[i].job] {
+					stages[i].inputDone = now
+				}
+			}
+		}
+		if ok {
+			break
+		}
+		if time.Since(lastReport) > 10*time.Second {
+			lastReport = time.Now()
+			fmt.Fprintf(os.Stderr, "... %s: %s\n", now.Round(time.Second), stageSummary(n, jobs))
+		}
+		select {
+		case <-ctx.Done():
+			return stages, now, fmt.Errorf("not finished after %s (%s): %w", now.Round(time.Millisecond), stageSummary(n, jobs), context.Cause(ctx))
+		case <-poll.C:
+		}
+	}
+	elapsed := time.Since(start)
+	for i := range stages {
+		st, err := n.jobs.Status(stages[i].job)
+		if err != nil {
+			return stages, elapsed, err
+		}
+		t := totals(st)
+		stages[i].in, stages[i].out = t.in, t.out
+		for _, task := range st.Tasks {
+			stages[i].restarts += task.Restarts
+			if task.LastError != "" {
+				stages[i].lastErrors = append(stages[i].lastErrors, fmt.Sprintf("task %d: %s", task.Partition, oneLine(task.LastError)))
+			}
+		}
+		if stages[i].inputDone == 0 {
+			stages[i].inputDone = elapsed
+		}
+	}
+	return stages, elapsed, nil
+}
+
+func stageSummary(n *processingNode, jobs []string) string {
+	var parts []string
+	for _, j := range jobs {
+		st, err := n.jobs.Status(j)
+		if err != nil {
+			parts = append(parts, j+": "+err.Error())
+			continue
+		}
+		t := totals(st)
+		parts = append(parts, fmt.Sprintf("%s %d in, %d out, lag %d", j, t.in, t.out, t.lag))
+	}
+	return strings.Join(parts, "; ")
+}
+
+func writePipelineTable(w io.Writer, results []pipelineResult) {
+	fmt.Fprintln(w, "pipeline (timed: from starting the jobs until the last output is in; build, compile and input writing excluded)")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "case\tinput\tseconds\tper second\tinput MB/s\t")
+	for _, r := range results {
+		secs := r.elapsed.Seconds()
+		fmt.Fprintf(tw, "%s\t%s %s\t%.2f\t%s %s/s\t%.1f\t\n", r.name, commas(float64(r.records)), r.unit, secs,
+			commas(float64(r.records)/secs), r.unit, float64(r.bytes)/1e6/secs)
+	}
+	tw.Flush()
+	fmt.Fprintln(w, "\nstages (from the jobs' status)")
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "case\tjob\trecords in\trecords out\tinput done after\tin records/s\trestarts\t")
+	var errs []string
+	for _, r := range results {
+		for _, s := range r.stages {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.2fs\t%s\t%d\t\n", r.name, s.job, commas(float64(s.in)), commas(float64(s.out)),
+				s.inputDone.Seconds(), commas(float64(s.in)/s.inputDone.Seconds()), s.restarts)
+			for _, e := range s.lastErrors {
+				errs = append(errs, s.job+" "+e)
+			}
+		}
+	}
+	tw.Flush()
+	if len(errs) > 0 {
+		fmt.Fprintln(w, "a task that fails restarts from its last checkpoint, so its records in include replayed records; last errors:")
+	}
+	for _, e := range errs {
+		fmt.Fprintf(w, "error: %s\n", e)
+	}
+}
+
+// spread divides n records over p partitions as evenly as possible.
+func spread(n int64, p int32) []int64 {
+	out := make([]int64, p)
+	for i := range out {
+		out[i] = n / int64(p)
+		if int64(i) < n%int64(p) {
+			out[i]++
+		}
+	}
+	return out
+}
+
+// commas formats n rounded to an integer with thousands separators.
+func commas(n float64) string {
+	s := fmt.Sprintf("%.0f", n)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	if neg {
+		b.WriteByte('-')
+	}
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/sluice-io/sluice/internal/testguests"
+)
+
+// writeFiles creates files (path -> content) under a new temporary
+// directory and returns it.
+func writeFiles(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, content := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// detectLanguage recognizes what it can build and what it cannot yet, and
+// says what it looked for when it finds nothing.
+func TestDetectLanguage(t *testing.T) {
+	cases := []struct {
+		name    string
+		files   map[string]string
+		sub     string // directory to detect, relative to the root
+		lang    string
+		wantErr string
+	}{
+		{"go module", map[string]string{"go.mod": "module x\n", "op/main.go": "package main\n"}, "op", "go", ""},
+		{"go without go.mod", map[string]string{"main.go": "package main\n"}, ".", "", "no go.mod"},
+		{"go library", map[string]string{"go.mod": "module x\n", "lib.go": "package lib\n"}, ".", "", "not package main"},
+		{"rust", map[string]string{"Cargo.toml": "[package]\n"}, ".", "Rust", ""},
+		{"c", map[string]string{"op.c": "int x;\n"}, ".", "C", ""},
+		{"assemblyscript", map[string]string{"asconfig.json": "{}"}, ".", "AssemblyScript", ""},
+		{"javascript package", map[string]string{"package.json": "{}"}, ".", "AssemblyScript", ""},
+		{"nothing", map[string]string{"README": "hi"}, ".", "", "looked for *.go with package main in a Go module, Cargo.toml, *.c, asconfig.json or package.json"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			root := writeFiles(t, tc.files)
+			lang, err := detectLanguage(filepath.Join(root, tc.sub))
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("detectLanguage: %q, %v; want an error containing %q", lang, err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || lang != tc.lang {
+				t.Fatalf("detectLanguage: %q, %v; want %q", lang, err, tc.lang)
+			}
+		})
+	}
+}
+
+// Languages sluice recognizes but cannot build fail with a message that
+// points at the issue, from the command line.
+func TestBuildUnsupportedLanguage(t *testing.T) {
+	dir := writeFiles(t, map[string]string{"Cargo.toml": "[package]\nname = \"op\"\n"})
+	r := sluice(t, "", "build", dir)
+	if r.code != 1 || !strings.Contains(r.stderr, "Rust operators are not supported yet (issue: Operators from any language)") {
+		t.Fatalf("sluice build on a Rust crate: %s", r)
+	}
+	r = sluice(t, "", "build", t.TempDir())
+	if r.code != 1 || !strings.Contains(r.stderr, "no operator source found") {
+		t.Fatalf("sluice build on an empty directory: %s", r)
+	}
+	r = sluice(t, "", "build")
+	if r.code != 2 || !strings.Contains(r.stderr, "missing DIR") {
+		t.Fatalf("sluice build without a directory: %s", r)
+	}
+}
+
+// A real Go operator builds to a valid module whose path, size and digest
+// the command prints, and the default output is DIR/<name of DIR>.wasm.
+func TestBuildGoOperator(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "echo.wasm")
+	r := sluice(t, "", "build", testguests.Dir("echo"), "-o", out)
+	if r.code != 0 {
+		t.Fatalf("sluice build: %s", r)
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(data) < 8 || string(data[:4]) != "\x00asm" {
+		t.Fatalf("%s is not a WebAssembly module", out)
+	}
+	sum := sha256.Sum256(data)
+	want := regexp.MustCompile(`^` + regexp.QuoteMeta(out) + `  [\d.]+ [kM]B  sha256:` + hex.EncodeToString(sum[:]) + `\n$`)
+	if !want.MatchString(r.stdout) {
+		t.Errorf("output %q, want %s", r.stdout, want)
+	}
+
+	// The default output name, checked on a minimal operator of its own
+	// module so nothing is written into the source tree.
+	work := writeFiles(t, map[string]string{
+		"go.mod":       "module myop\n\ngo 1.24\n",
+		"myop/main.go": "package main\n\nfunc main() {}\n\n//go:wasmexport sluice_alloc\nfunc alloc(n uint32) uint32 { return 0 }\n",
+	})
+	b, err := buildOperator(context.Background(), filepath.Join(work, "myop"), "")
+	if err != nil {
+		t.Fatalf("build with the default output: %v", err)
+	}
+	if want := filepath.Join(work, "myop", "myop.wasm"); b.Path != want {
+		t.Errorf("default output %s, want %s", b.Path, want)
+	}
+	if fi, err := os.Stat(b.Path); err != nil || fi.Size() != int64(b.Size) {
+		t.Errorf("built file: %v, %v; want %d bytes", fi, err, b.Size)
+	}
+}

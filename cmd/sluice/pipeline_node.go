@@ -1,0 +1,179 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/sluice-io/sluice/broker"
+	"github.com/sluice-io/sluice/broker/batch"
+	"github.com/sluice-io/sluice/broker/group"
+	"github.com/sluice-io/sluice/broker/kafka"
+	"github.com/sluice-io/sluice/broker/storage"
+	"github.com/sluice-io/sluice/host"
+)
+
+// processingNode is a whole node in this process — broker, group
+// coordinator, Kafka listener on a free loopback port and job manager —
+// for `sluice demo` and `sluice bench pipeline`, which must run with
+// nothing else installed or started. It is assembled like `sluice serve`
+// assembles one, minus the HTTP listener.
+type processingNode struct {
+	b      *broker.Broker
+	coord  *group.Coordinator
+	srv    *kafka.Server
+	ln     net.Listener
+	jobs   *host.Manager
+	served chan error
+	cancel context.CancelFunc
+	ran    chan struct{}
+}
+
+func startProcessingNode(ctx context.Context, dir string, flush storage.FlushMode, log *slog.Logger) (n *processingNode, err error) {
+	defaults := storage.DefaultConfig()
+	defaults.FlushMode = flush
+	n = &processingNode{served: make(chan error, 1), ran: make(chan struct{})}
+	var undo []func()
+	defer func() {
+		if err != nil {
+			for i := len(undo) - 1; i >= 0; i-- {
+				undo[i]()
+			}
+		}
+	}()
+	if n.b, err = broker.Open(broker.Config{
+		DataDir:       filepath.Join(dir, "broker"),
+		NodeID:        1,
+		Defaults:      defaults,
+		CleanInterval: cleanInterval,
+		Logger:        log,
+	}); err != nil {
+		return nil, err
+	}
+	undo = append(undo, func() { n.b.Close() })
+	if n.coord, err = group.New(n.b, group.Options{}); err != nil {
+		return nil, fmt.Errorf("group coordinator: %w", err)
+	}
+	undo = append(undo, func() { n.coord.Close() })
+	runCtx, cancel := context.WithCancel(context.Background())
+	n.cancel = cancel
+	go func() { defer close(n.ran); n.b.Run(runCtx) }()
+	undo = append(undo, func() { cancel(); <-n.ran })
+
+	if n.jobs, err = host.NewManager(ctx, host.Config{
+		DataDir: filepath.Join(dir, "host"),
+		Broker:  n.b,
+		Offsets: n.coord.Offsets(),
+		Logger:  log,
+	}); err != nil {
+		return nil, fmt.Errorf("job manager: %w", err)
+	}
+	undo = append(undo, func() { n.jobs.Close() })
+	if n.ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+		return nil, err
+	}
+	undo = append(undo, func() { n.ln.Close() })
+	if n.srv, err = kafka.NewServer(n.b, kafka.Config{Logger: log, Groups: n.coord}); err != nil {
+		return nil, fmt.Errorf("kafka server: %w", err)
+	}
+	go func() { n.served <- n.srv.Serve(n.ln) }()
+	return n, nil
+}
+
+// Addr is the Kafka listener's address.
+func (n *processingNode) Addr() string { return n.ln.Addr().String() }
+
+// Close shuts the node down in the order serve does: clients first, then
+// the jobs (a final checkpoint each), then the coordinator and the broker.
+func (n *processingNode) Close() error {
+	err := n.srv.Close()
+	if serr := <-n.served; serr != nil && !errors.Is(serr, kafka.ErrServerClosed) && !errors.Is(serr, net.ErrClosed) {
+		err = errors.Join(err, serr)
+	}
+	err = errors.Join(err, n.jobs.Close())
+	n.coord.Close()
+	n.cancel()
+	<-n.ran
+	return errors.Join(err, n.b.Close())
+}
+
+// createTopic creates a topic unless it exists with the same partition
+// count.
+func (n *processingNode) createTopic(name string, partitions int32) error {
+	if info, ok := n.b.Topic(name); ok {
+		if info.Partitions != partitions {
+			return fmt.Errorf("topic %s exists with %d partitions, want %d", name, info.Partitions, partitions)
+		}
+		return nil
+	}
+	_, err := n.b.CreateTopic(name, partitions, nil)
+	return err
+}
+
+// highWatermarks sums a topic's high watermarks over its partitions, which
+// for a topic that was never truncated is its record count.
+func (n *processingNode) highWatermarks(topic string) (int64, error) {
+	info, ok := n.b.Topic(topic)
+	if !ok {
+		return 0, fmt.Errorf("topic %s does not exist", topic)
+	}
+	var sum int64
+	for p := int32(0); p < info.Partitions; p++ {
+		part, err := n.b.Partition(topic, p)
+		if err != nil {
+			return 0, err
+		}
+		sum += part.HighWatermark()
+	}
+	return sum, nil
+}
+
+// appendRecords writes records straight into the topic's partitions with
+// the storage API (no network, no Kafka client): gen(p, i) gives the key
+// and value of the i-th record of partition p, for i < perPartition[p].
+// Batches are appended asynchronously and waited for once per partition,
+// so fsyncs are shared. Partitions are written in parallel.
+func (n *processingNode) appendRecords(topic string, perPartition []int64, batchRecords int, gen func(p int32, i int64) (key, value []byte)) error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(perPartition))
+	for p := range perPartition {
+		wg.Add(1)
+		go func(p int32) {
+			defer wg.Done()
+			errs[p] = n.appendPartition(topic, p, perPartition[p], batchRecords, gen)
+		}(int32(p))
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func (n *processingNode) appendPartition(topic string, p int32, count int64, batchRecords int, gen func(p int32, i int64) (key, value []byte)) error {
+	part, err := n.b.Partition(topic, p)
+	if err != nil {
+		return err
+	}
+	var (
+		bld  batch.Builder
+		last storage.Pending
+	)
+	for i := int64(0); i < count; {
+		now := time.Now().UnixMilli()
+		bld.Reset(now)
+		for j := 0; j < batchRecords && i < count; j++ {
+			k, v := gen(p, i)
+			bld.Add(int32(j), now, k, v, nil)
+			i++
+		}
+		_, pending, err := part.AppendAsync(bld.Finish(), 0)
+		if err != nil {
+			return fmt.Errorf("append to %s-%d: %w", topic, p, err)
+		}
+		last = pending
+	}
+	return last.Wait()
+}

@@ -1,0 +1,144 @@
+package host
+
+// This file is the contract between host and its callers (cmd/sluice, the
+// admin API, tests). Implementation lives in the other files.
+
+import (
+	"time"
+)
+
+// ErrorPolicy says what happens to a record the operator fails
+// (set_error + StatusRecordFailed).
+type ErrorPolicy string
+
+const (
+	// PolicyFail fails the task; it restarts from its checkpoint with
+	// backoff, and fails again on the same record until the job changes.
+	PolicyFail ErrorPolicy = "fail"
+	// PolicySkip drops the record (logged and counted) and goes on.
+	PolicySkip ErrorPolicy = "skip"
+	// PolicyDeadLetter appends the record, unchanged, to the job's dead
+	// letter topic with the error in the "sluice.error" header (and the
+	// source in "sluice.topic", "sluice.partition", "sluice.offset"), then
+	// goes on.
+	PolicyDeadLetter ErrorPolicy = "dead-letter"
+)
+
+// JobSpec is a parsed, validated job file. Field names match the YAML keys
+// (see LoadJobFile and the README's job file reference).
+type JobSpec struct {
+	Name string `json:"name"`
+	// Module is the path of the .wasm file; relative paths in a job file
+	// are relative to the file's directory. Exactly one of Module and
+	// Source is set in a file; after resolution (cmd side) Module is set.
+	Module string `json:"module,omitempty"`
+	// Source is an operator source directory that `sluice build` compiles.
+	Source  string       `json:"source,omitempty"`
+	Runtime string       `json:"runtime"` // "wazero" (default)
+	Inputs  []string     `json:"inputs"`
+	Outputs []OutputSpec `json:"outputs"`
+	Stores  []StoreSpec  `json:"stores,omitempty"`
+	// Parameters are passed to the operator's init as a JSON object.
+	Parameters map[string]any `json:"parameters,omitempty"`
+	Limits     LimitsSpec     `json:"limits"`
+	OnError    ErrorPolicy    `json:"on-error"`
+	// DeadLetterTopic is used with PolicyDeadLetter; default "<name>-dlq".
+	DeadLetterTopic string `json:"dead-letter-topic,omitempty"`
+	// CommitInterval is how often tasks checkpoint (default 1s).
+	CommitInterval time.Duration `json:"commit-interval"`
+}
+
+// OutputSpec is one output topic. Partitions (0: the inputs' count) and
+// Config apply only when deploy creates the topic.
+type OutputSpec struct {
+	Topic      string            `json:"topic"`
+	Partitions int32             `json:"partitions,omitempty"`
+	Config     map[string]string `json:"config,omitempty"`
+}
+
+// StoreSpec is one named state store. Changelog defaults to
+// "<job>-<store>-changelog" (compacted, one partition per task).
+type StoreSpec struct {
+	Name      string `json:"name"`
+	Changelog string `json:"changelog"`
+}
+
+// LimitsSpec is the job file's limits section. Zero: the defaults of
+// package plugins (and 1 MiB for MaxBatchBytes).
+type LimitsSpec struct {
+	MemoryBytes    uint64        `json:"memory"`
+	CallTimeout    time.Duration `json:"call-timeout"`
+	MaxOutputBytes int           `json:"max-output-bytes"`
+	// MaxBatchBytes caps the stored bytes read from one input per batch.
+	MaxBatchBytes int `json:"max-batch-bytes"`
+}
+
+// JobState is a job's desired and actual state.
+type JobState string
+
+const (
+	JobRunning JobState = "running"
+	JobStopped JobState = "stopped"
+	// JobFailed: the job could not start (for example its module no
+	// longer compiles); Error says why.
+	JobFailed JobState = "failed"
+)
+
+// TaskState is one task's state.
+type TaskState string
+
+const (
+	TaskStarting  TaskState = "starting"
+	TaskRestoring TaskState = "restoring" // rebuilding state from changelogs
+	TaskRunning   TaskState = "running"
+	TaskBackoff   TaskState = "backoff" // failed; waiting to restart
+	TaskStopped   TaskState = "stopped"
+)
+
+// JobStatus is what `sluice job list|status` shows.
+type JobStatus struct {
+	Name      string       `json:"name"`
+	State     JobState     `json:"state"`
+	Error     string       `json:"error,omitempty"`
+	Runtime   string       `json:"runtime"`
+	ModuleSHA string       `json:"module_sha256"`
+	Inputs    []string     `json:"inputs"`
+	Outputs   []string     `json:"outputs"`
+	Deployed  time.Time    `json:"deployed"`
+	Tasks     []TaskStatus `json:"tasks"`
+}
+
+// TaskStatus is one task's figures.
+type TaskStatus struct {
+	Partition int32     `json:"partition"`
+	State     TaskState `json:"state"`
+	// Inputs has one entry per input topic, in the job's order.
+	Inputs []InputPosition `json:"inputs"`
+	// RecordsIn/Out count since the task (not the instance) started.
+	RecordsIn     uint64    `json:"records_in"`
+	RecordsOut    uint64    `json:"records_out"`
+	RecordsPerSec float64   `json:"records_per_sec"` // input records/s over the last few seconds
+	Skipped       uint64    `json:"skipped"`
+	DeadLettered  uint64    `json:"dead_lettered"`
+	Restarts      int       `json:"restarts"`
+	LastError     string    `json:"last_error,omitempty"`
+	LastErrorAt   time.Time `json:"last_error_at,omitempty"`
+	// Restore is set while the task restores a store from its changelog.
+	Restore *RestoreProgress `json:"restore,omitempty"`
+}
+
+// InputPosition is a task's place in one input partition.
+type InputPosition struct {
+	Topic     string `json:"topic"`
+	Position  int64  `json:"position"`  // next offset to process
+	Committed int64  `json:"committed"` // last checkpoint (-1: none)
+	End       int64  `json:"end"`       // high watermark
+	Lag       int64  `json:"lag"`       // End - Committed (End - log start if none)
+}
+
+// RestoreProgress is a store being rebuilt from its changelog.
+type RestoreProgress struct {
+	Store    string `json:"store"`
+	Restored int64  `json:"restored"` // changelog records applied
+	Total    int64  `json:"total"`    // changelog records to apply (estimate from offsets)
+}

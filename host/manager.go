@@ -1,0 +1,723 @@
+// Package host runs WebAssembly operators as jobs on a sluice node, in the
+// manner of Samza: a job is a module plus a job file (inputs, outputs,
+// state stores, limits, error policy); it runs as one task per input
+// partition, each task a single goroutine with its own Wasm instance and
+// its own state, reading batches from the node's partitions, calling the
+// guest once per batch, appending what it emits to the output topics and
+// checkpointing its input offsets once outputs and state are durable.
+//
+// The Manager deploys, persists, starts and stops jobs; cmd/sluice and the
+// admin API (host/admin) drive it. Job files are parsed by LoadJobFile.
+//
+// # Guarantees
+//
+// Processing is at-least-once. A task checkpoints every commit-interval
+// (and when stopped): it waits until every output append is durable,
+// flushes its state (changelog first, then Pebble), and only then commits
+// its input offsets, with the changelog offsets as facts, in one commit.
+// After a crash or a guest fault, a task starts again from its last
+// checkpoint: input processed since then runs again, so its outputs may
+// appear twice and its state writes are redone (at most one commit
+// interval's worth, plus the batch in flight).
+//
+// # Data directory
+//
+//	<data-dir>/jobs/<name>/job.json             spec, desired state, module digest
+//	<data-dir>/jobs/<name>/module-<sha256>.wasm the module
+//	<data-dir>/jobs/<name>/state/<partition>/   the task's Pebble database
+//	<data-dir>/wasm-cache/                      compiled code cache
+package host
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sluice-io/sluice/broker"
+	"github.com/sluice-io/sluice/broker/group"
+	"github.com/sluice-io/sluice/broker/storage"
+	"github.com/sluice-io/sluice/plugins"
+)
+
+// Config configures a Manager.
+type Config struct {
+	// DataDir is the node's data directory; jobs live under DataDir/jobs.
+	DataDir string
+	Broker  *broker.Broker
+	// Offsets stores the tasks' checkpoints (the node's group offsets).
+	Offsets    *group.OffsetStore
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	// Runtime overrides the Wasm runtime (default: wazero with its
+	// compilation cache in DataDir/wasm-cache). The Manager closes it.
+	Runtime plugins.Runtime
+}
+
+// Manager owns a node's jobs. Its methods are safe for concurrent use.
+type Manager struct {
+	cfg     Config
+	log     *slog.Logger
+	rt      plugins.Runtime
+	metrics *metrics
+	dir     string
+
+	// deployMu serializes changes to jobs (deploy, stop, start), which
+	// can take a while, without blocking status reads.
+	deployMu sync.Mutex
+	mu       sync.Mutex
+	jobs     map[string]*job
+	closed   bool
+
+	samplerStop chan struct{}
+	samplerDone chan struct{}
+}
+
+// job is one deployed job.
+type job struct {
+	spec     JobSpec
+	module   plugins.Module
+	sha      string
+	deployed time.Time
+	desired  JobState // running or stopped, persisted
+	err      string   // why the job could not start (state failed)
+	tasks    []*task
+	log      *slog.Logger
+
+	// Derived from spec, for tasks.
+	params  []byte
+	limits  plugins.Limits
+	group   string
+	offsets *group.OffsetStore
+}
+
+// persistedJob is job.json.
+type persistedJob struct {
+	Spec      JobSpec   `json:"spec"`
+	State     JobState  `json:"state"`
+	ModuleSHA string    `json:"module_sha256"`
+	Deployed  time.Time `json:"deployed"`
+}
+
+// NewManager opens the jobs under cfg.DataDir and starts those whose
+// desired state is running. A job that cannot start (its module no longer
+// compiles, an input topic is gone) is kept in state failed with the
+// reason, and does not prevent the others from starting.
+func NewManager(ctx context.Context, cfg Config) (*Manager, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("host: no data directory")
+	}
+	if cfg.Broker == nil || cfg.Offsets == nil {
+		return nil, errors.New("host: a broker and an offset store are needed")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	m := &Manager{
+		cfg:         cfg,
+		log:         cfg.Logger,
+		dir:         filepath.Join(cfg.DataDir, "jobs"),
+		jobs:        map[string]*job{},
+		metrics:     newMetrics(cfg.Registerer),
+		samplerStop: make(chan struct{}),
+		samplerDone: make(chan struct{}),
+	}
+	if err := os.MkdirAll(m.dir, 0o755); err != nil {
+		return nil, fmt.Errorf("host: %w", err)
+	}
+	m.rt = cfg.Runtime
+	if m.rt == nil {
+		rt, err := newDefaultRuntime(ctx, filepath.Join(cfg.DataDir, "wasm-cache"), cfg.Logger)
+		if err != nil {
+			return nil, fmt.Errorf("host: wasm runtime: %w", err)
+		}
+		m.rt = rt
+	}
+	entries, err := os.ReadDir(m.dir)
+	if err != nil {
+		m.rt.Close(ctx)
+		return nil, fmt.Errorf("host: %w", err)
+	}
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		j, err := m.load(ctx, e.Name())
+		if err != nil {
+			m.log.Error("job cannot be loaded", "job", e.Name(), "err", err)
+			if j == nil {
+				continue
+			}
+		}
+		m.jobs[j.spec.Name] = j
+		if j.desired == JobRunning && j.err == "" {
+			if err := m.startTasks(j); err != nil {
+				j.err = err.Error()
+				m.log.Error("job cannot start", "job", j.spec.Name, "err", err)
+			}
+		}
+	}
+	go m.sampleRates()
+	return m, nil
+}
+
+// load reads one persisted job. A job whose module fails to compile is
+// returned with err set (state failed).
+func (m *Manager) load(ctx context.Context, name string) (*job, error) {
+	dir := filepath.Join(m.dir, name)
+	data, err := os.ReadFile(filepath.Join(dir, "job.json"))
+	if err != nil {
+		return nil, err
+	}
+	var pj persistedJob
+	if err := json.Unmarshal(data, &pj); err != nil {
+		return nil, fmt.Errorf("job.json: %w", err)
+	}
+	spec, err := NormalizeSpec(pj.Spec)
+	if err != nil {
+		return nil, err
+	}
+	j := m.newJob(spec, pj.ModuleSHA, pj.Deployed, pj.State)
+	wasm, err := os.ReadFile(filepath.Join(dir, moduleFile(pj.ModuleSHA)))
+	if err == nil {
+		j.module, err = m.rt.Compile(ctx, wasm)
+	}
+	if err != nil {
+		j.err = fmt.Sprintf("module: %v", err)
+		return j, err
+	}
+	return j, nil
+}
+
+func moduleFile(sha string) string { return "module-" + sha + ".wasm" }
+
+func (m *Manager) newJob(spec JobSpec, sha string, deployed time.Time, desired JobState) *job {
+	params := []byte("{}")
+	if len(spec.Parameters) > 0 {
+		if b, err := json.Marshal(spec.Parameters); err == nil {
+			params = b
+		}
+	}
+	return &job{
+		spec:     spec,
+		sha:      sha,
+		deployed: deployed,
+		desired:  desired,
+		log:      m.log.With("job", spec.Name),
+		params:   params,
+		limits: plugins.Limits{
+			MemoryBytes:    spec.Limits.MemoryBytes,
+			CallTimeout:    spec.Limits.CallTimeout,
+			MaxOutputBytes: spec.Limits.MaxOutputBytes,
+		}.WithDefaults(),
+		group:   "sluice-job-" + spec.Name,
+		offsets: m.cfg.Offsets,
+	}
+}
+
+// Deploy validates spec, compiles and test-initializes module, checks and
+// creates the job's topics, persists the job and starts its tasks. A job
+// of the same name is replaced: its tasks stop (with a final checkpoint)
+// and the new ones continue from that checkpoint. Nothing changes when
+// validation fails; the errors wrap ErrInvalidJob (or are the runtime's
+// *plugins.ValidationError or *plugins.InitError).
+func (m *Manager) Deploy(ctx context.Context, spec JobSpec, module []byte) (JobStatus, error) {
+	spec, err := NormalizeSpec(spec)
+	if err != nil {
+		return JobStatus{}, err
+	}
+	if len(module) == 0 {
+		return JobStatus{}, fmt.Errorf("%w: no module", ErrInvalidJob)
+	}
+	mod, err := m.rt.Compile(ctx, module)
+	if err != nil {
+		return JobStatus{}, err
+	}
+	sum := sha256.Sum256(module)
+	sha := hex.EncodeToString(sum[:])
+	j := m.newJob(spec, sha, time.Now().UTC(), JobRunning)
+	j.module = mod
+	inst, err := mod.Instantiate(ctx, plugins.InstanceConfig{
+		Name:   spec.Name + "/deploy",
+		Params: j.params,
+		Limits: j.limits,
+		Host:   initHost{stores: spec.Stores},
+	})
+	if err != nil {
+		// The cause is kept as text: a runtime fault's error chain is the
+		// runtime's business, and callers only need to know the job is bad.
+		return JobStatus{}, fmt.Errorf("%w: the operator does not start: %v", ErrInvalidJob, err)
+	}
+	inst.Close(ctx)
+
+	m.deployMu.Lock()
+	defer m.deployMu.Unlock()
+	if m.isClosed() {
+		return JobStatus{}, ErrClosed
+	}
+	plan, err := m.planTopics(spec)
+	if err != nil {
+		return JobStatus{}, err
+	}
+	m.mu.Lock()
+	old := m.jobs[spec.Name]
+	m.mu.Unlock()
+	if old != nil {
+		m.stopTasks(old)
+	}
+	err = plan.create(m.cfg.Broker)
+	if err == nil {
+		err = m.persist(j, module)
+	}
+	if err != nil {
+		if old != nil && old.desired == JobRunning {
+			// Leave the old version running, as it was.
+			if serr := m.startTasks(old); serr != nil {
+				m.setErr(old, serr)
+			}
+		}
+		return JobStatus{}, err
+	}
+	m.mu.Lock()
+	m.jobs[spec.Name] = j
+	m.mu.Unlock()
+	if old != nil && old.sha != sha {
+		os.Remove(filepath.Join(m.dir, spec.Name, moduleFile(old.sha)))
+	}
+	if err := m.startTasks(j); err != nil {
+		m.setErr(j, err)
+		return m.statusOf(j), err
+	}
+	j.log.Info("job deployed", "module_sha256", sha, "tasks", len(j.tasks))
+	return m.statusOf(j), nil
+}
+
+// topicPlan is what Deploy checked and must create.
+type topicPlan struct {
+	tasks  int32
+	topics []topicToCreate
+}
+
+type topicToCreate struct {
+	name       string
+	partitions int32
+	config     map[string]string
+}
+
+func (p *topicPlan) create(b *broker.Broker) error {
+	for _, c := range p.topics {
+		if _, err := b.CreateTopic(c.name, c.partitions, c.config); err != nil && !errors.Is(err, broker.ErrTopicExists) {
+			return fmt.Errorf("creating topic %s: %w", c.name, err)
+		}
+	}
+	return nil
+}
+
+// planTopics checks the job's topics against the broker: inputs exist and
+// are co-partitioned, existing changelogs have one partition per task.
+func (m *Manager) planTopics(spec JobSpec) (*topicPlan, error) {
+	b := m.cfg.Broker
+	var problems []string
+	counts := make([]int32, len(spec.Inputs))
+	for i, in := range spec.Inputs {
+		info, ok := b.Topic(in)
+		if !ok {
+			problems = append(problems, fmt.Sprintf("input topic %q does not exist; create it with `sluice topic create %s`", in, in))
+			continue
+		}
+		counts[i] = info.Partitions
+	}
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("%w: %s", ErrInvalidJob, strings.Join(problems, "; "))
+	}
+	tasks := counts[0]
+	for _, c := range counts[1:] {
+		if c != tasks {
+			var desc []string
+			for i, in := range spec.Inputs {
+				desc = append(desc, fmt.Sprintf("%s has %d", in, counts[i]))
+			}
+			return nil, fmt.Errorf("%w: inputs are not co-partitioned (%s); a job's inputs need the same partition count: repartition one of them with a job that reads it and writes a topic with the right count", ErrInvalidJob, strings.Join(desc, ", "))
+		}
+	}
+	plan := &topicPlan{tasks: tasks}
+	for _, o := range spec.Outputs {
+		if _, ok := b.Topic(o.Topic); ok {
+			continue
+		}
+		n := o.Partitions
+		if n == 0 {
+			n = tasks
+		}
+		if err := broker.ValidateTopic(o.Topic, n, o.Config); err != nil {
+			return nil, fmt.Errorf("%w: output topic %s: %w", ErrInvalidJob, o.Topic, err)
+		}
+		plan.topics = append(plan.topics, topicToCreate{o.Topic, n, o.Config})
+	}
+	for _, s := range spec.Stores {
+		if info, ok := b.Topic(s.Changelog); ok {
+			if info.Partitions != tasks {
+				return nil, fmt.Errorf("%w: changelog topic %s of store %s has %d partitions, but the job has %d tasks (one per input partition); delete it or name another changelog", ErrInvalidJob, s.Changelog, s.Name, info.Partitions, tasks)
+			}
+			continue
+		}
+		plan.topics = append(plan.topics, topicToCreate{s.Changelog, tasks, map[string]string{"cleanup.policy": "compact"}})
+	}
+	if spec.OnError == PolicyDeadLetter {
+		if _, ok := b.Topic(spec.DeadLetterTopic); !ok {
+			plan.topics = append(plan.topics, topicToCreate{spec.DeadLetterTopic, tasks, nil})
+		}
+	}
+	return plan, nil
+}
+
+// persist writes the module and job.json, each atomically.
+func (m *Manager) persist(j *job, module []byte) error {
+	dir := filepath.Join(m.dir, j.spec.Name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("host: %w", err)
+	}
+	if module != nil {
+		if err := writeFileAtomic(filepath.Join(dir, moduleFile(j.sha)), module); err != nil {
+			return fmt.Errorf("host: saving module: %w", err)
+		}
+	}
+	data, err := json.MarshalIndent(persistedJob{Spec: j.spec, State: j.desired, ModuleSHA: j.sha, Deployed: j.deployed}, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(filepath.Join(dir, "job.json"), data); err != nil {
+		return fmt.Errorf("host: saving job: %w", err)
+	}
+	return nil
+}
+
+// writeFileAtomic writes data to a temporary file, fsyncs it and renames
+// it over path, so a crash leaves the old file or the new one.
+func writeFileAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+// startTasks creates and starts one task per input partition.
+func (m *Manager) startTasks(j *job) error {
+	b := m.cfg.Broker
+	spec := j.spec
+	info, ok := b.Topic(spec.Inputs[0])
+	if !ok {
+		return fmt.Errorf("input topic %q does not exist", spec.Inputs[0])
+	}
+	n := info.Partitions
+	for _, in := range spec.Inputs[1:] {
+		if info, ok := b.Topic(in); !ok || info.Partitions != n {
+			return fmt.Errorf("input topic %q is missing or no longer co-partitioned", in)
+		}
+	}
+	openPartitions := func(topic string) ([]*storage.Partition, error) {
+		info, ok := b.Topic(topic)
+		if !ok {
+			return nil, fmt.Errorf("topic %q does not exist", topic)
+		}
+		parts := make([]*storage.Partition, info.Partitions)
+		for p := range parts {
+			part, err := b.Partition(topic, int32(p))
+			if err != nil {
+				return nil, err
+			}
+			parts[p] = part
+		}
+		return parts, nil
+	}
+	inParts := make([][]*storage.Partition, len(spec.Inputs))
+	for i, in := range spec.Inputs {
+		parts, err := openPartitions(in)
+		if err != nil {
+			return err
+		}
+		inParts[i] = parts
+	}
+	outParts := make([][]*storage.Partition, len(spec.Outputs))
+	for i, o := range spec.Outputs {
+		parts, err := openPartitions(o.Topic)
+		if err != nil {
+			return fmt.Errorf("output: %w", err)
+		}
+		outParts[i] = parts
+	}
+	var dlqParts []*storage.Partition
+	if spec.OnError == PolicyDeadLetter {
+		parts, err := openPartitions(spec.DeadLetterTopic)
+		if err != nil {
+			return fmt.Errorf("dead-letter topic: %w", err)
+		}
+		dlqParts = parts
+	}
+	changelogs := make([][]*storage.Partition, len(spec.Stores))
+	for i, s := range spec.Stores {
+		parts, err := openPartitions(s.Changelog)
+		if err != nil {
+			return fmt.Errorf("changelog: %w", err)
+		}
+		if int32(len(parts)) != n {
+			return fmt.Errorf("changelog topic %s has %d partitions, the job %d tasks", s.Changelog, len(parts), n)
+		}
+		changelogs[i] = parts
+	}
+	tasks := make([]*task, n)
+	for p := int32(0); p < n; p++ {
+		inputs := make([]*inputSource, len(spec.Inputs))
+		for i, in := range spec.Inputs {
+			inputs[i] = &inputSource{index: uint32(i), topic: in, part: inParts[i][p], committed: -1}
+		}
+		outputs := make([]*outputSink, len(spec.Outputs))
+		for i, o := range spec.Outputs {
+			outputs[i] = newOutputSink(o.Topic, outParts[i])
+		}
+		var dlq *outputSink
+		if dlqParts != nil {
+			dlq = newOutputSink(spec.DeadLetterTopic, dlqParts)
+		}
+		var open openState
+		if len(spec.Stores) > 0 {
+			stores := make([]storeSpec, len(spec.Stores))
+			for i, s := range spec.Stores {
+				stores[i] = storeSpec{name: s.Name, changelog: changelogs[i][p]}
+			}
+			dir := filepath.Join(m.dir, spec.Name, "state", fmt.Sprint(p))
+			open = stateOpener(dir, stores)
+		}
+		tasks[p] = newTask(j, p, inputs, outputs, dlq, open, m.metrics.forTask(spec.Name, p, inputs))
+	}
+	m.mu.Lock()
+	j.tasks = tasks
+	j.err = ""
+	m.mu.Unlock()
+	for _, t := range tasks {
+		go t.run()
+	}
+	return nil
+}
+
+// stopTasks stops a job's tasks, each after a final checkpoint, and waits.
+func (m *Manager) stopTasks(j *job) {
+	for _, t := range j.tasks {
+		t.requestStop()
+	}
+	for _, t := range j.tasks {
+		<-t.done
+	}
+}
+
+func (m *Manager) setErr(j *job, err error) {
+	m.mu.Lock()
+	j.err = err.Error()
+	m.mu.Unlock()
+}
+
+func (m *Manager) isClosed() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.closed
+}
+
+func (m *Manager) get(name string) (*job, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, ErrClosed
+	}
+	j := m.jobs[name]
+	if j == nil {
+		return nil, fmt.Errorf("%w: %q", ErrNoSuchJob, name)
+	}
+	return j, nil
+}
+
+// Stop stops a job's tasks after a final checkpoint. Its state, offsets
+// and module stay, so Start continues where it stopped.
+func (m *Manager) Stop(ctx context.Context, name string) error {
+	m.deployMu.Lock()
+	defer m.deployMu.Unlock()
+	j, err := m.get(name)
+	if err != nil {
+		return err
+	}
+	m.stopTasks(j)
+	m.mu.Lock()
+	j.tasks = nil
+	j.desired = JobStopped
+	m.mu.Unlock()
+	if err := m.persist(j, nil); err != nil {
+		return err
+	}
+	j.log.Info("job stopped")
+	return nil
+}
+
+// Start starts a stopped (or failed) job again.
+func (m *Manager) Start(ctx context.Context, name string) error {
+	m.deployMu.Lock()
+	defer m.deployMu.Unlock()
+	j, err := m.get(name)
+	if err != nil {
+		return err
+	}
+	if j.module == nil {
+		return fmt.Errorf("job %s cannot start: %s", name, j.err)
+	}
+	if len(j.tasks) > 0 {
+		return nil // already running
+	}
+	m.mu.Lock()
+	j.desired = JobRunning
+	m.mu.Unlock()
+	if err := m.persist(j, nil); err != nil {
+		return err
+	}
+	if err := m.startTasks(j); err != nil {
+		m.setErr(j, err)
+		return err
+	}
+	j.log.Info("job started")
+	return nil
+}
+
+// List returns every job's status, sorted by name.
+func (m *Manager) List() []JobStatus {
+	m.mu.Lock()
+	jobs := make([]*job, 0, len(m.jobs))
+	for _, j := range m.jobs {
+		jobs = append(jobs, j)
+	}
+	m.mu.Unlock()
+	sort.Slice(jobs, func(a, b int) bool { return jobs[a].spec.Name < jobs[b].spec.Name })
+	out := make([]JobStatus, len(jobs))
+	for i, j := range jobs {
+		out[i] = m.statusOf(j)
+	}
+	return out
+}
+
+// Status returns one job's status; errors.Is(err, ErrNoSuchJob) if there
+// is no such job.
+func (m *Manager) Status(name string) (JobStatus, error) {
+	m.mu.Lock()
+	j := m.jobs[name]
+	m.mu.Unlock()
+	if j == nil {
+		return JobStatus{}, fmt.Errorf("%w: %q", ErrNoSuchJob, name)
+	}
+	return m.statusOf(j), nil
+}
+
+func (m *Manager) statusOf(j *job) JobStatus {
+	m.mu.Lock()
+	tasks := j.tasks
+	st := JobStatus{
+		Name:      j.spec.Name,
+		State:     j.desired,
+		Error:     j.err,
+		Runtime:   j.spec.Runtime,
+		ModuleSHA: j.sha,
+		Inputs:    j.spec.Inputs,
+		Deployed:  j.deployed,
+	}
+	m.mu.Unlock()
+	if st.Error != "" {
+		st.State = JobFailed
+	}
+	for _, o := range j.spec.Outputs {
+		st.Outputs = append(st.Outputs, o.Topic)
+	}
+	st.Tasks = make([]TaskStatus, 0, len(tasks))
+	for _, t := range tasks {
+		st.Tasks = append(st.Tasks, t.status())
+	}
+	return st
+}
+
+// Close stops every task after a final checkpoint and releases the
+// runtime. Jobs keep their desired state, so a new Manager on the same
+// data directory starts the running ones again.
+func (m *Manager) Close() error {
+	m.deployMu.Lock()
+	defer m.deployMu.Unlock()
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil
+	}
+	m.closed = true
+	jobs := make([]*job, 0, len(m.jobs))
+	for _, j := range m.jobs {
+		jobs = append(jobs, j)
+	}
+	m.mu.Unlock()
+	for _, j := range jobs {
+		for _, t := range j.tasks {
+			t.requestStop()
+		}
+	}
+	for _, j := range jobs {
+		m.stopTasks(j)
+	}
+	close(m.samplerStop)
+	<-m.samplerDone
+	return m.rt.Close(context.Background())
+}
+
+// sampleRates feeds each task's records/s window once a second.
+func (m *Manager) sampleRates() {
+	defer close(m.samplerDone)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-m.samplerStop:
+			return
+		case now := <-tick.C:
+			m.mu.Lock()
+			var tasks []*task
+			for _, j := range m.jobs {
+				tasks = append(tasks, j.tasks...)
+			}
+			m.mu.Unlock()
+			for _, t := range tasks {
+				t.sampleRate(now)
+			}
+		}
+	}
+}

@@ -1,0 +1,608 @@
+package host
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"runtime/debug"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluice-io/sluice/broker/group"
+	"github.com/sluice-io/sluice/broker/storage"
+	"github.com/sluice-io/sluice/plugins"
+)
+
+// A task runs one partition of a job: it reads partition k of every input,
+// calls the guest once per batch, appends what the guest emits and
+// checkpoints. Everything below runs on the task's own goroutine except
+// the status and metrics reads, which go through atomics and statusMu.
+//
+// Invariants the checkpoint relies on:
+//   - An input position only moves past records whose Process call
+//     succeeded and whose outputs were appended (AppendAsync fixes their
+//     place in the log) and whose state writes were ended with commit.
+//   - A checkpoint first waits for every output append to be durable, then
+//     flushes state (changelog, then Pebble), and only then commits the
+//     input positions. So a committed position never covers effects that a
+//     crash could take back: at-least-once. After a crash, what ran after
+//     the last checkpoint runs again (at most one commit interval).
+type task struct {
+	job       *job
+	partition int32
+	name      string // "job/partition", for logs and errors
+	log       *slog.Logger
+
+	inputs  []*inputSource
+	outputs []*outputSink
+	dlq     *outputSink // nil unless on-error is dead-letter
+
+	open  openState // opens the task's state; nil for a stateless job
+	state taskStore // nil for a stateless job, or until opened
+
+	inst plugins.Instance
+	host callHost
+
+	// Per-batch scratch, reused so that the steady state allocates nothing.
+	recs      []inRec
+	hdrs      []batchHeader
+	collectFn func(*batchRecord) bool
+	collectIn uint32
+	collectAt int64
+	touched   []outRef
+	outHdrs   []batchHeader
+
+	lastCommit time.Time
+	dirty      bool // progress since the last checkpoint
+	rr         int  // round-robin cursor over inputs
+
+	stop     chan struct{} // closed to ask the task to stop
+	stopOnce sync.Once
+	done     chan struct{} // closed when the goroutine returns
+	stopCtx  context.Context
+	cancel   context.CancelFunc
+
+	// Status, read by other goroutines.
+	recordsIn    atomic.Uint64
+	recordsOut   atomic.Uint64
+	skipped      atomic.Uint64
+	deadLettered atomic.Uint64
+	statusMu     sync.Mutex
+	taskState    TaskState
+	restarts     int
+	lastError    string
+	lastErrorAt  time.Time
+	restore      *RestoreProgress
+	restoredMax  int64 // most changelog records one restore applied, for tests
+	rate         rateWindow
+
+	m taskMetrics
+}
+
+// inputSource is one input partition of a task.
+type inputSource struct {
+	index     uint32
+	topic     string
+	part      *storage.Partition
+	pos       int64 // next offset to process (task goroutine only)
+	committed int64 // last checkpoint, -1 if none (task goroutine only)
+	buf       []byte
+
+	// Copies for status readers.
+	posA, committedA atomic.Int64
+}
+
+// outputSink is one output topic with a batch builder per partition.
+type outputSink struct {
+	topic    string
+	parts    []*storage.Partition
+	builders []batchBuilder
+	pending  []storage.Pending
+	waiting  []bool // pending[i] not yet waited for
+}
+
+type outRef struct{ sink, part int32 }
+
+func newTask(j *job, partition int32, inputs []*inputSource, outputs []*outputSink, dlq *outputSink, open openState, m taskMetrics) *task {
+	t := &task{
+		job:       j,
+		partition: partition,
+		name:      j.spec.Name + "/" + strconv.Itoa(int(partition)),
+		inputs:    inputs,
+		outputs:   outputs,
+		dlq:       dlq,
+		open:      open,
+		stop:      make(chan struct{}),
+		done:      make(chan struct{}),
+		taskState: TaskStarting,
+		m:         m,
+	}
+	t.log = j.log.With("task", t.name)
+	t.host.t = t
+	t.collectFn = t.collect
+	t.stopCtx, t.cancel = context.WithCancel(context.Background())
+	// Positions are known before the goroutine starts, so that a status
+	// read right after Deploy or NewManager shows them.
+	t.loadPositions()
+	return t
+}
+
+// seed makes each task's guest clocks and randomness deterministic and
+// distinct from every other task's.
+func (t *task) seed() uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(t.job.spec.Name))
+	h.Write([]byte{0})
+	h.Write([]byte(strconv.Itoa(int(t.partition))))
+	return h.Sum64()
+}
+
+// requestStop asks the task to stop after its current batch and a final
+// checkpoint.
+func (t *task) requestStop() {
+	t.stopOnce.Do(func() {
+		close(t.stop)
+		t.cancel()
+	})
+}
+
+func (t *task) stopping() bool {
+	select {
+	case <-t.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+func (t *task) setState(s TaskState) {
+	t.statusMu.Lock()
+	t.taskState = s
+	t.statusMu.Unlock()
+}
+
+// maxDirtyBytes makes a task checkpoint early when its unflushed state
+// writes grow past it, which bounds the memory they hold.
+const maxDirtyBytes = 64 << 20
+
+const (
+	backoffMin     = 100 * time.Millisecond
+	backoffMax     = 30 * time.Second
+	healthyToReset = time.Minute
+)
+
+// run is the task's goroutine: run the instance until it fails, then back
+// off and start again from the last checkpoint, until asked to stop.
+func (t *task) run() {
+	defer close(t.done)
+	backoff := backoffMin
+	for {
+		started := time.Now()
+		err := t.runGuarded()
+		if t.stopping() || err == nil {
+			t.shutdown(err)
+			return
+		}
+		if time.Since(started) > healthyToReset {
+			backoff = backoffMin
+		}
+		t.fail(err)
+		t.setState(TaskBackoff)
+		select {
+		case <-t.stop:
+			t.shutdown(nil)
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, backoffMax)
+		t.statusMu.Lock()
+		t.restarts++
+		t.statusMu.Unlock()
+		t.m.restarts.Inc()
+	}
+}
+
+// runGuarded is runOnce with a panic in the host's own code turned into a
+// task error, so that a bug in one task never takes the node down.
+func (t *task) runGuarded() (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			t.log.Error("task panicked", "panic", r, "stack", string(debug.Stack()))
+			err = fmt.Errorf("internal error (task panicked): %v", r)
+		}
+	}()
+	return t.runOnce()
+}
+
+// fail records a task failure and undoes everything since the last
+// checkpoint.
+func (t *task) fail(err error) {
+	msg := err.Error()
+	t.log.Warn("task failed; restarting from its last checkpoint", "err", msg)
+	t.statusMu.Lock()
+	t.lastError = msg
+	t.lastErrorAt = time.Now()
+	t.statusMu.Unlock()
+	t.closeInstance()
+	t.resetToCheckpoint()
+}
+
+// resetToCheckpoint drops effects not covered by the last checkpoint:
+// unflushed state writes and the positions. Outputs already appended stay
+// in their topics (they are replayed: at-least-once).
+func (t *task) resetToCheckpoint() {
+	if t.state != nil {
+		if err := t.rollbackState(); err != nil {
+			// State that cannot be rolled back is reopened from disk.
+			t.log.Warn("state rollback failed; reopening it", "err", err)
+			t.closeState()
+		}
+	}
+	for _, in := range t.inputs {
+		if in.committed >= 0 {
+			in.pos = in.committed
+		} else {
+			in.pos = in.part.LogStartOffset()
+		}
+		in.posA.Store(in.pos)
+	}
+	for _, s := range t.sinks() {
+		for i := range s.waiting {
+			s.waiting[i] = false
+		}
+	}
+	t.host.reset()
+	t.dirty = false
+}
+
+func (t *task) closeInstance() {
+	if t.inst != nil {
+		t.inst.Close(context.Background())
+		t.inst = nil
+	}
+}
+
+// shutdown ends the task: a final checkpoint if the last run ended well,
+// then everything closed.
+func (t *task) shutdown(err error) {
+	if err == nil && t.inst != nil {
+		if cerr := t.checkpoint(); cerr != nil {
+			t.log.Warn("final checkpoint failed", "err", cerr)
+		}
+	}
+	t.closeInstance()
+	t.closeState()
+	t.setState(TaskStopped)
+}
+
+// runOnce starts the task from its checkpoint and processes input until
+// the task is asked to stop (nil) or fails (the error).
+func (t *task) runOnce() error {
+	t.setState(TaskStarting)
+	if err := t.loadPositions(); err != nil {
+		return err
+	}
+	if t.open != nil && t.state == nil {
+		st, err := t.open(t.stopCtx, t)
+		if err != nil {
+			return fmt.Errorf("opening state: %w", err)
+		}
+		t.state = st
+	}
+	if t.state != nil {
+		if err := t.restoreState(t.stopCtx); err != nil {
+			if t.stopping() {
+				return nil
+			}
+			return fmt.Errorf("restoring state: %w", err)
+		}
+	}
+	t.statusMu.Lock()
+	t.restore = nil
+	t.statusMu.Unlock()
+	if t.stopping() {
+		return nil
+	}
+	inst, err := t.job.module.Instantiate(context.Background(), plugins.InstanceConfig{
+		Name:   t.name,
+		Params: t.job.params,
+		Limits: t.job.limits,
+		Host:   &t.host,
+		Stdout: newLogWriter(t.log, slog.LevelInfo, "stdout"),
+		Stderr: newLogWriter(t.log, slog.LevelWarn, "stderr"),
+		Seed:   t.seed(),
+	})
+	if err != nil {
+		return err
+	}
+	t.inst = inst
+	t.setState(TaskRunning)
+	t.lastCommit = time.Now()
+	return t.loop()
+}
+
+// loadPositions sets each input's position from the job's committed
+// offsets (or the log start when there are none).
+func (t *task) loadPositions() error {
+	g := t.job.group
+	for _, in := range t.inputs {
+		lso, hw := in.part.LogStartOffset(), in.part.HighWatermark()
+		in.committed = -1
+		in.pos = lso
+		if o, ok := t.job.offsets.Fetch(g, group.TopicPartition{Topic: in.topic, Partition: t.partition}); ok {
+			in.committed = o.Offset
+			in.pos = o.Offset
+		}
+		// Retention may have removed the committed offset, or the topic
+		// may have been recreated shorter.
+		if in.pos < lso {
+			t.log.Warn("committed offset is before the log start; skipping ahead", "topic", in.topic, "committed", in.pos, "log_start", lso)
+			in.pos = lso
+		}
+		if in.pos > hw {
+			t.log.Warn("committed offset is past the end of the log; starting at the end", "topic", in.topic, "committed", in.pos, "end", hw)
+			in.pos = hw
+		}
+		in.posA.Store(in.pos)
+		in.committedA.Store(in.committed)
+	}
+	return nil
+}
+
+// loop is the event loop: one input chunk per iteration, inputs in turn.
+func (t *task) loop() error {
+	interval := t.job.spec.CommitInterval
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		if t.stopping() {
+			return nil
+		}
+		progressed, err := t.step()
+		if err != nil {
+			return err
+		}
+		if t.dirty && (time.Since(t.lastCommit) >= interval || t.state != nil && t.state.DirtyBytes() > maxDirtyBytes) {
+			if err := t.checkpoint(); err != nil {
+				return err
+			}
+		}
+		if progressed {
+			continue
+		}
+		// Caught up. Make what was emitted visible downstream now rather
+		// than at the next checkpoint, then wait for input, a stop or the
+		// checkpoint due.
+		if err := t.waitOutputs(); err != nil {
+			return err
+		}
+		notify := t.notifyChannels()
+		if t.anyInputAhead() {
+			continue
+		}
+		var due <-chan time.Time
+		if t.dirty {
+			wait := interval - time.Since(t.lastCommit)
+			if timer == nil {
+				timer = time.NewTimer(wait)
+			} else {
+				timer.Reset(wait)
+			}
+			due = timer.C
+		}
+		t.wait(notify, due)
+	}
+}
+
+// notifyChannels asks each input for its "high watermark moved" channel;
+// it must be called before checking the watermarks (see Partition.Notify).
+func (t *task) notifyChannels() []<-chan struct{} {
+	chans := t.host.notify[:0]
+	for _, in := range t.inputs {
+		chans = append(chans, in.part.Notify())
+	}
+	t.host.notify = chans
+	return chans
+}
+
+func (t *task) anyInputAhead() bool {
+	for _, in := range t.inputs {
+		if in.pos < in.part.HighWatermark() {
+			return true
+		}
+	}
+	return false
+}
+
+func (t *task) wait(notify []<-chan struct{}, due <-chan time.Time) {
+	if len(notify) == 1 {
+		select {
+		case <-notify[0]:
+		case <-t.stop:
+		case <-due:
+		}
+		return
+	}
+	// Several inputs: a goroutine per input is cheaper to reason about
+	// than reflect.Select, and this path only runs when idle.
+	woke := make(chan struct{}, len(notify))
+	quit := make(chan struct{})
+	for _, ch := range notify {
+		go func(ch <-chan struct{}) {
+			select {
+			case <-ch:
+				woke <- struct{}{}
+			case <-quit:
+			}
+		}(ch)
+	}
+	select {
+	case <-woke:
+	case <-t.stop:
+	case <-due:
+	}
+	close(quit)
+}
+
+// step processes one chunk of one input, trying the inputs in turn from
+// the round-robin cursor. It reports whether any input had records.
+func (t *task) step() (bool, error) {
+	n := len(t.inputs)
+	for i := 0; i < n; i++ {
+		in := t.inputs[(t.rr+i)%n]
+		ok, err := t.processChunk(in)
+		if err != nil {
+			return false, err
+		}
+		if ok {
+			t.rr = (t.rr + i + 1) % n
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// checkpoint makes everything up to the current positions durable and
+// commits the positions (see the invariants on task).
+func (t *task) checkpoint() error {
+	if !t.dirty {
+		return nil
+	}
+	if err := t.waitOutputs(); err != nil {
+		return err
+	}
+	var facts []group.Fact
+	if t.state != nil {
+		f, err := t.flushState()
+		if err != nil {
+			return fmt.Errorf("flushing state: %w", err)
+		}
+		facts = f
+	}
+	offsets := make(map[group.TopicPartition]group.Offset, len(t.inputs))
+	for _, in := range t.inputs {
+		offsets[group.TopicPartition{Topic: in.topic, Partition: t.partition}] = group.Offset{Offset: in.pos, LeaderEpoch: -1}
+	}
+	if err := t.job.offsets.Commit(group.Commit{Group: t.job.group, Offsets: offsets, Facts: facts}); err != nil {
+		return fmt.Errorf("committing offsets: %w", err)
+	}
+	for _, in := range t.inputs {
+		in.committed = in.pos
+		in.committedA.Store(in.pos)
+		t.m.lag(in).Set(float64(in.part.HighWatermark() - in.pos))
+	}
+	t.lastCommit = time.Now()
+	t.dirty = false
+	return nil
+}
+
+func (t *task) sinks() []*outputSink {
+	if t.dlq == nil {
+		return t.outputs
+	}
+	return append(t.outputs[:len(t.outputs):len(t.outputs)], t.dlq)
+}
+
+// waitOutputs waits until every output append so far is durable.
+func (t *task) waitOutputs() error {
+	for _, s := range t.outputs {
+		if err := s.waitAll(); err != nil {
+			return fmt.Errorf("output %s: %w", s.topic, err)
+		}
+	}
+	if t.dlq != nil {
+		if err := t.dlq.waitAll(); err != nil {
+			return fmt.Errorf("dead-letter topic %s: %w", t.dlq.topic, err)
+		}
+	}
+	return nil
+}
+
+func (s *outputSink) waitAll() error {
+	for i, w := range s.waiting {
+		if !w {
+			continue
+		}
+		if err := s.pending[i].Wait(); err != nil {
+			return err
+		}
+		s.waiting[i] = false
+	}
+	return nil
+}
+
+// status reports the task's figures.
+func (t *task) status() TaskStatus {
+	st := TaskStatus{
+		Partition:    t.partition,
+		RecordsIn:    t.recordsIn.Load(),
+		RecordsOut:   t.recordsOut.Load(),
+		Skipped:      t.skipped.Load(),
+		DeadLettered: t.deadLettered.Load(),
+	}
+	for _, in := range t.inputs {
+		pos, committed, end := in.posA.Load(), in.committedA.Load(), in.part.HighWatermark()
+		lag := end - committed
+		if committed < 0 {
+			lag = end - in.part.LogStartOffset()
+		}
+		st.Inputs = append(st.Inputs, InputPosition{Topic: in.topic, Position: pos, Committed: committed, End: end, Lag: lag})
+	}
+	t.statusMu.Lock()
+	st.State = t.taskState
+	st.Restarts = t.restarts
+	st.LastError = t.lastError
+	st.LastErrorAt = t.lastErrorAt
+	if t.restore != nil {
+		r := *t.restore
+		st.Restore = &r
+	}
+	st.RecordsPerSec = t.rate.perSec()
+	t.statusMu.Unlock()
+	return st
+}
+
+// sampleRate records the input count for RecordsPerSec; the manager calls
+// it every second.
+func (t *task) sampleRate(now time.Time) {
+	n := t.recordsIn.Load()
+	t.statusMu.Lock()
+	t.rate.add(now, n)
+	t.statusMu.Unlock()
+}
+
+// rateWindow is a ring of (time, count) samples over the last few seconds.
+type rateWindow struct {
+	at    [6]time.Time
+	count [6]uint64
+	next  int
+	n     int
+}
+
+func (w *rateWindow) add(now time.Time, count uint64) {
+	w.at[w.next], w.count[w.next] = now, count
+	w.next = (w.next + 1) % len(w.at)
+	if w.n < len(w.at) {
+		w.n++
+	}
+}
+
+func (w *rateWindow) perSec() float64 {
+	if w.n < 2 {
+		return 0
+	}
+	newest := (w.next - 1 + len(w.at)) % len(w.at)
+	oldest := (w.next - w.n + len(w.at)) % len(w.at)
+	dt := w.at[newest].Sub(w.at[oldest]).Seconds()
+	if dt <= 0 {
+		return 0
+	}
+	return float64(w.count[newest]-w.count[oldest]) / dt
+}

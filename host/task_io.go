@@ -1,0 +1,347 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+	"unsafe"
+
+	"github.com/sluice-io/sluice/abi"
+	"github.com/sluice-io/sluice/broker/batch"
+	"github.com/sluice-io/sluice/broker/storage"
+	"github.com/sluice-io/sluice/plugins"
+)
+
+type (
+	batchRecord  = batch.Record
+	batchBuilder = batch.Builder
+	batchHeader  = batch.RecordHeader
+)
+
+// inRec is one input record of the current chunk. Key and value alias the
+// read buffer (or a decompressed copy); headers are hdrs[h0:h1].
+type inRec struct {
+	off, ts    int64
+	key, value []byte
+	h0, h1     int32
+}
+
+// maxOutputBatch is where an output batch is cut and appended, so that one
+// guest call emitting a lot does not build one huge batch.
+const maxOutputBatch = 1 << 20
+
+// processChunk reads the next chunk of stored batches of one input (up to
+// MaxBatchBytes), hands its records to the guest and applies the results.
+// It reports whether the input had anything to read.
+func (t *task) processChunk(in *inputSource) (bool, error) {
+	data, err := in.part.ReadInto(in.buf, in.pos, t.job.spec.Limits.MaxBatchBytes)
+	if errors.Is(err, storage.ErrOffsetOutOfRange) {
+		// Retention removed records before the task got to them.
+		lso := in.part.LogStartOffset()
+		if in.pos < lso {
+			t.log.Warn("input records were deleted before they were processed; skipping ahead", "topic", in.topic, "from", in.pos, "to", lso)
+			in.pos = lso
+			in.posA.Store(lso)
+			t.dirty = true
+			return true, nil
+		}
+		return false, fmt.Errorf("reading %s-%d: %w", in.topic, t.partition, err)
+	}
+	if err != nil {
+		return false, fmt.Errorf("reading %s-%d: %w", in.topic, t.partition, err)
+	}
+	if cap(data) > cap(in.buf) {
+		in.buf = data[:0]
+	}
+	if len(data) == 0 {
+		return false, nil
+	}
+	// Decode every record at or after the position once, into scratch.
+	t.recs = t.recs[:0]
+	t.hdrs = t.hdrs[:0]
+	t.collectIn = in.index
+	t.collectAt = in.pos
+	next := in.pos
+	for rest := data; len(rest) > 0; {
+		b, h, r, err := batch.Next(rest)
+		if err != nil {
+			break // a partial batch at the end of the read
+		}
+		rest = r
+		if h.NextOffset() <= in.pos {
+			continue
+		}
+		next = h.NextOffset()
+		if h.IsControl() {
+			continue
+		}
+		if err := batch.Records(b, t.collectFn); err != nil {
+			return false, fmt.Errorf("decoding %s-%d at offset %d: %w", in.topic, t.partition, h.BaseOffset, err)
+		}
+	}
+	if next == in.pos {
+		return false, nil
+	}
+	if len(t.recs) > 0 {
+		if err := t.processRange(in, 0, len(t.recs)); err != nil {
+			return false, err
+		}
+		n := uint64(len(t.recs))
+		t.recordsIn.Add(n)
+		t.m.recordsIn.Add(float64(n))
+	}
+	in.pos = next
+	in.posA.Store(next)
+	t.dirty = true
+	return true, nil
+}
+
+// collect is batch.Records' callback (a method value made once, so that
+// decoding does not allocate a closure per batch).
+func (t *task) collect(r *batchRecord) bool {
+	if r.Offset < t.collectAt {
+		return true
+	}
+	h0 := int32(len(t.hdrs))
+	t.hdrs = append(t.hdrs, r.Headers...)
+	t.recs = append(t.recs, inRec{off: r.Offset, ts: r.Timestamp, key: r.Key, value: r.Value, h0: h0, h1: int32(len(t.hdrs))})
+	return true
+}
+
+// processRange runs the guest over recs[lo:hi] and applies the job's error
+// policy to records it fails: the records before a failed one run again
+// on their own, the failed one is skipped or dead-lettered, and the
+// records after it run next (and may fail again).
+func (t *task) processRange(in *inputSource, lo, hi int) error {
+	for lo < hi {
+		err := t.call(in, lo, hi)
+		if err == nil {
+			if err := t.commitCall(hi); err != nil {
+				return err
+			}
+			return nil
+		}
+		// A type assertion, not errors.As: the runtime returns a
+		// *RecordError as is, and a Fault's chain need not be walked.
+		re, ok := err.(*plugins.RecordError)
+		t.abortCall()
+		if !ok {
+			return err
+		}
+		if re.Index < 0 || re.Index >= hi-lo {
+			return fmt.Errorf("%s: operator reported record %d as failed, but the batch has %d records", t.name, re.Index, hi-lo)
+		}
+		failed := lo + re.Index
+		if t.job.spec.OnError == PolicyFail {
+			r := &t.recs[failed]
+			return fmt.Errorf("record at %s-%d offset %d failed: %s (on-error: fail)", in.topic, t.partition, r.off, re.Message)
+		}
+		if failed > lo {
+			if err := t.processRange(in, lo, failed); err != nil {
+				return err
+			}
+		}
+		if err := t.poison(in, failed, re.Message); err != nil {
+			return err
+		}
+		lo = failed + 1
+	}
+	return nil
+}
+
+// poison applies skip or dead-letter to recs[i].
+func (t *task) poison(in *inputSource, i int, msg string) error {
+	r := &t.recs[i]
+	if t.job.spec.OnError == PolicySkip {
+		t.skipped.Add(1)
+		t.log.Warn("skipping a record the operator failed", "topic", in.topic, "offset", r.off, "err", msg)
+		return nil
+	}
+	hdrs := append(t.outHdrs[:0], t.hdrs[r.h0:r.h1]...)
+	hdrs = append(hdrs,
+		batchHeader{Key: "sluice.error", Value: []byte(msg)},
+		batchHeader{Key: "sluice.topic", Value: []byte(in.topic)},
+		batchHeader{Key: "sluice.partition", Value: []byte(strconv.Itoa(int(t.partition)))},
+		batchHeader{Key: "sluice.offset", Value: []byte(strconv.FormatInt(r.off, 10))},
+	)
+	t.outHdrs = hdrs[:0]
+	s := t.dlq
+	p := t.partition % int32(len(s.parts))
+	b := &s.builders[p]
+	b.Reset(r.ts)
+	b.Add(0, r.ts, r.key, r.value, hdrs)
+	if err := s.append(p); err != nil {
+		return fmt.Errorf("dead-letter topic %s: %w", s.topic, err)
+	}
+	t.deadLettered.Add(1)
+	t.log.Warn("dead-lettered a record the operator failed", "topic", in.topic, "offset", r.off, "dlq", s.topic, "err", msg)
+	return nil
+}
+
+// call encodes recs[lo:hi] straight into guest memory and runs Process.
+func (t *task) call(in *inputSource, lo, hi int) error {
+	size := abi.BatchHeaderSize
+	for i := lo; i < hi; i++ {
+		r := &t.recs[i]
+		size += abi.RecordFixedSize + len(r.key) + len(r.value)
+		for _, h := range t.hdrs[r.h0:r.h1] {
+			size += abi.HeaderFixedSize + len(h.Key) + len(h.Value)
+		}
+	}
+	ctx := context.Background()
+	mem, err := t.inst.Input(ctx, size)
+	if err != nil {
+		return err
+	}
+	if len(mem) < size {
+		return fmt.Errorf("%s: runtime gave %d bytes of guest memory for a %d-byte batch", t.name, len(mem), size)
+	}
+	abi.PutBatchHeader(mem, abi.BatchHeader{Count: uint32(hi - lo), Partition: t.partition})
+	n := abi.BatchHeaderSize
+	for i := lo; i < hi; i++ {
+		r := &t.recs[i]
+		hs := t.hdrs[r.h0:r.h1]
+		n += abi.PutRecordFixed(mem[n:], r.off, r.ts, in.index, r.key, r.value, len(hs))
+		n += copy(mem[n:], r.key)
+		n += copy(mem[n:], r.value)
+		for _, h := range hs {
+			n += abi.PutHeader(mem[n:], unsafeBytes(h.Key), h.Value)
+		}
+	}
+	t.host.begin(t.recs[hi-1].ts)
+	start := time.Now()
+	err = t.inst.Process(ctx, n)
+	t.m.process.Observe(time.Since(start).Seconds())
+	if err == nil && t.host.err != nil {
+		// The guest was told ErrInternal; the host's own failure fails the
+		// task whatever the guest did next.
+		return t.host.err
+	}
+	return err
+}
+
+// commitCall applies a successful call's effects: state writes are kept
+// and outputs appended to their partitions.
+func (t *task) commitCall(hi int) error {
+	if t.state != nil {
+		t.state.EndCall(true)
+	}
+	out, err := t.appendOutputs()
+	if err != nil {
+		return err
+	}
+	t.recordsOut.Add(uint64(out))
+	t.m.recordsOut.Add(float64(out))
+	return nil
+}
+
+// abortCall discards a failed call's effects.
+func (t *task) abortCall() {
+	if t.state != nil {
+		t.state.EndCall(false)
+	}
+	t.host.staged = t.host.staged[:0]
+}
+
+// appendOutputs turns the call's staged outputs into one RecordBatch per
+// output partition and appends them.
+func (t *task) appendOutputs() (int, error) {
+	h := &t.host
+	if len(h.staged) == 0 {
+		return 0, nil
+	}
+	var rd abi.OutputReader
+	rd.Reset(h.staged)
+	count := 0
+	t.touched = t.touched[:0]
+	for rd.Next(&h.out) {
+		o := &h.out
+		s := t.outputs[o.Output]
+		n := int32(len(s.parts))
+		p := o.Partition
+		if p == abi.PartitionByKey {
+			if o.Key == nil {
+				p = t.partition % n
+			} else {
+				p = partitionForKey(o.Key, n)
+			}
+		}
+		ts := o.Timestamp
+		if ts == abi.TimestampInherit {
+			ts = h.lastTS
+		}
+		b := &s.builders[p]
+		if b.Len() == 0 {
+			b.Reset(ts)
+			t.touched = append(t.touched, outRef{int32(o.Output), p})
+		}
+		hdrs := t.outHdrs[:0]
+		for _, hd := range o.Headers {
+			hdrs = append(hdrs, batchHeader{Key: unsafeString(hd.Key), Value: hd.Value})
+		}
+		t.outHdrs = hdrs[:0]
+		b.Add(int32(b.Len()), ts, o.Key, o.Value, hdrs)
+		count++
+		if b.Size() >= maxOutputBatch {
+			if err := s.append(p); err != nil {
+				return count, fmt.Errorf("output %s: %w", s.topic, err)
+			}
+		}
+	}
+	if err := rd.Err(); err != nil {
+		return count, fmt.Errorf("%s: staged output does not parse: %w", t.name, err)
+	}
+	for _, ref := range t.touched {
+		s := t.outputs[ref.sink]
+		if s.builders[ref.part].Len() == 0 {
+			continue
+		}
+		if err := s.append(ref.part); err != nil {
+			return count, fmt.Errorf("output %s: %w", s.topic, err)
+		}
+	}
+	h.staged = h.staged[:0]
+	return count, nil
+}
+
+// append appends partition p's builder as one batch and empties it.
+func (s *outputSink) append(p int32) error {
+	b := &s.builders[p]
+	_, pending, err := s.parts[p].AppendAsync(b.Finish(), 0)
+	b.Reset(0)
+	if err != nil {
+		return err
+	}
+	s.pending[p] = pending
+	s.waiting[p] = true
+	return nil
+}
+
+func newOutputSink(topic string, parts []*storage.Partition) *outputSink {
+	return &outputSink{
+		topic:    topic,
+		parts:    parts,
+		builders: make([]batchBuilder, len(parts)),
+		pending:  make([]storage.Pending, len(parts)),
+		waiting:  make([]bool, len(parts)),
+	}
+}
+
+// unsafeString views b as a string without copying. The batch builder only
+// copies header keys, so the view never outlives b.
+func unsafeString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
+}
+
+// unsafeBytes views s as bytes without copying, for read-only use.
+func unsafeBytes(s string) []byte {
+	if s == "" {
+		return nil
+	}
+	return unsafe.Slice(unsafe.StringData(s), len(s))
+}

@@ -1,0 +1,54 @@
+//go:build wasip1
+
+// Command panic is a test operator that panics (a Go panic: the Go runtime
+// prints it to stderr, then the module traps) on every record, or with
+// params {"on": "X"} only on records whose value is X, echoing the others.
+package main
+
+import (
+	"github.com/sluice-io/sluice/abi"
+	"github.com/sluice-io/sluice/internal/testguests/raw"
+)
+
+func main() {}
+
+//go:wasmexport sluice_alloc
+func sluiceAlloc(size uint32) uint32 { return raw.Alloc(size) }
+
+var (
+	out     raw.Out
+	trigger raw.Trigger
+)
+
+//go:wasmexport sluice_init
+func sluiceInit(p, n uint32) int32 {
+	raw.CheckVersion()
+	trigger = raw.ParseTrigger(raw.Bytes(p, n), "")
+	return abi.StatusOK
+}
+
+//go:wasmexport sluice_process
+func sluiceProcess(p, n uint32) int32 {
+	status := abi.StatusOK
+	ok := raw.ForEach(p, n, func(i int, r *abi.Record) bool {
+		if trigger.Fires(r.Value) {
+			panic("boom on record " + string(r.Value))
+		}
+		o := raw.Echo(r)
+		out.Add(&o)
+		return true
+	})
+	if !ok {
+		out.Reset()
+		return 2
+	}
+	if status != abi.StatusOK {
+		out.Reset()
+		return status
+	}
+	if c := out.Flush(); c != 0 {
+		raw.Log(abi.LevelError, "emit: "+abi.Code(c).String())
+		return 2
+	}
+	return abi.StatusOK
+}

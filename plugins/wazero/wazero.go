@@ -1,0 +1,241 @@
+// Package wazero runs sluice operators on wazero
+// (github.com/tetratelabs/wazero), a WebAssembly runtime in pure Go. It
+// implements plugins.Runtime: it checks a module's imports and exports
+// against ABI v1 (package abi) before anything runs, compiles it once per
+// content hash (and on disk when given a cache directory), and runs each
+// task's instance in isolation with limits on memory, time per call and
+// output per call.
+//
+// # Why it is built this way
+//
+//   - One wazero.Runtime per plugins.Runtime, with the compiler engine and
+//     WithCloseOnContextDone, so that a looping guest can be stopped: the
+//     compiler then checks for cancellation at every loop header.
+//   - The memory limit is per instance, but wazero's is per runtime. Each
+//     instance gets its own allocator (experimental.WithMemoryAllocator)
+//     that refuses to grow the memory past the instance's limit: memory.grow
+//     then fails inside the guest, as the WebAssembly spec allows, and the
+//     refusal is remembered so that the guest's resulting death (a Go guest
+//     exits with "fatal error: out of memory") is reported as FaultMemory.
+//     One runtime per distinct limit would compile every module once per
+//     limit instead.
+//   - Host functions find their instance through a value in the context of
+//     the call (one context per instance, made at instantiation), which
+//     costs a couple of pointer comparisons and no allocation.
+//   - The time limit is one timer per instance, reset for each call, that
+//     cancels the instance's context: no context or timer is made per call.
+//     A cancelled instance is dead, which is fine: a timed-out instance is
+//     closed anyway.
+//   - Every pointer and length a guest passes is checked in one place
+//     (instance.guestBytes); a bad one traps the guest, since a guest that
+//     gets them wrong cannot be trusted to handle an error code.
+package wazero
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"sync"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+
+	"github.com/sluice-io/sluice/abi"
+	"github.com/sluice-io/sluice/plugins"
+)
+
+// Options configure a Runtime.
+type Options struct {
+	// CacheDir keeps compiled code on disk across processes; "" keeps it
+	// in memory only.
+	CacheDir string
+	// Logger receives the runtime's own messages (not the guests'); nil
+	// discards them.
+	Logger *slog.Logger
+}
+
+// Runtime is the wazero implementation of plugins.Runtime.
+type Runtime struct {
+	rt     wazero.Runtime
+	cache  wazero.CompilationCache
+	logger *slog.Logger
+	// wasi holds the signatures of the WASI preview 1 functions the host
+	// provides, to validate a module's WASI imports before linking.
+	wasi map[string]api.FunctionDefinition
+
+	mu      sync.Mutex
+	closed  bool
+	modules map[string]*compileEntry // by sha256 of the module's bytes
+}
+
+// compileEntry lets concurrent Compile calls of the same bytes wait for one
+// compilation.
+type compileEntry struct {
+	done chan struct{}
+	mod  *module
+	err  error
+}
+
+var _ plugins.Runtime = (*Runtime)(nil)
+
+// New creates a runtime with the sluice_v1 host module and WASI preview 1
+// instantiated, ready to compile modules.
+func New(ctx context.Context, opts Options) (*Runtime, error) {
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	var cache wazero.CompilationCache
+	if opts.CacheDir != "" {
+		c, err := wazero.NewCompilationCacheWithDir(opts.CacheDir)
+		if err != nil {
+			return nil, fmt.Errorf("wazero compilation cache in %s: %w", opts.CacheDir, err)
+		}
+		cache = c
+	} else {
+		cache = wazero.NewCompilationCache()
+	}
+	cfg := wazero.NewRuntimeConfigInterpreter()
+	if compilerSupported() {
+		cfg = wazero.NewRuntimeConfigCompiler()
+	}
+	cfg = cfg.WithCloseOnContextDone(true).WithCompilationCache(cache)
+	rt := wazero.NewRuntimeWithConfig(ctx, cfg)
+	r := &Runtime{rt: rt, cache: cache, logger: logger, modules: map[string]*compileEntry{}}
+	if err := r.instantiateHostModules(ctx); err != nil {
+		_ = rt.Close(ctx)
+		_ = cache.Close(ctx)
+		return nil, err
+	}
+	return r, nil
+}
+
+// compilerSupported mirrors wazero's own platform check: the compiler
+// exists for amd64 and arm64; elsewhere the interpreter is the only engine.
+func compilerSupported() bool {
+	switch runtime.GOARCH {
+	case "amd64", "arm64":
+		switch runtime.GOOS {
+		case "linux", "darwin", "freebsd", "netbsd", "windows":
+			return true
+		}
+	}
+	return false
+}
+
+func (r *Runtime) instantiateHostModules(ctx context.Context) error {
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, r.rt); err != nil {
+		return fmt.Errorf("instantiating WASI preview 1: %w", err)
+	}
+	wasi := r.rt.Module(abi.WASIModule)
+	if wasi == nil {
+		return errors.New("WASI preview 1 module missing after instantiation")
+	}
+	r.wasi = wasi.ExportedFunctionDefinitions()
+	b := r.rt.NewHostModuleBuilder(abi.Module)
+	for name, sig := range abi.HostFuncs {
+		fn, ok := hostFuncs[name]
+		if !ok {
+			return fmt.Errorf("BUG: no implementation of host function %s.%s", abi.Module, name)
+		}
+		b.NewFunctionBuilder().
+			WithGoModuleFunction(fn, valueTypes(sig.Params), valueTypes(sig.Results)).
+			Export(name)
+	}
+	if _, err := b.Instantiate(ctx); err != nil {
+		return fmt.Errorf("instantiating host module %s: %w", abi.Module, err)
+	}
+	return nil
+}
+
+// valueTypes converts abi value types to wazero's; both use the binary
+// format's type codes.
+func valueTypes(ts []abi.ValType) []api.ValueType {
+	out := make([]api.ValueType, len(ts))
+	for i, t := range ts {
+		out[i] = api.ValueType(t)
+	}
+	return out
+}
+
+// Name implements plugins.Runtime.
+func (r *Runtime) Name() string { return "wazero" }
+
+// Compile implements plugins.Runtime. The module is validated against the
+// ABI after wazero has decoded it and before anything is instantiated.
+// Successful compilations are cached by the sha256 of wasm; failures are
+// not, so a cancelled compilation can be retried.
+func (r *Runtime) Compile(ctx context.Context, wasm []byte) (plugins.Module, error) {
+	sum := sha256.Sum256(wasm)
+	key := hex.EncodeToString(sum[:])
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil, errors.New("wazero runtime is closed")
+	}
+	if e, ok := r.modules[key]; ok {
+		r.mu.Unlock()
+		select {
+		case <-e.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if e.err != nil {
+			return nil, e.err
+		}
+		return e.mod, nil
+	}
+	e := &compileEntry{done: make(chan struct{})}
+	r.modules[key] = e
+	r.mu.Unlock()
+
+	e.mod, e.err = r.compile(ctx, wasm, key)
+	close(e.done)
+	if e.err != nil {
+		r.mu.Lock()
+		delete(r.modules, key)
+		r.mu.Unlock()
+		return nil, e.err
+	}
+	return e.mod, nil
+}
+
+func (r *Runtime) compile(ctx context.Context, wasm []byte, sha string) (*module, error) {
+	cm, err := r.rt.CompileModule(ctx, wasm)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, &plugins.ValidationError{Problems: []string{"not a valid WebAssembly module: " + err.Error()}}
+	}
+	if problems := r.validate(cm); len(problems) > 0 {
+		_ = cm.Close(ctx)
+		return nil, &plugins.ValidationError{Problems: problems}
+	}
+	m := &module{r: r, compiled: cm, sha: sha}
+	if mem, ok := cm.ExportedMemories()[abi.ExportMemory]; ok {
+		m.minMemory = uint64(mem.Min()) * pageSize
+	}
+	_, m.hasInitialize = cm.ExportedFunctions()[abi.ExportInitialize]
+	r.logger.Debug("compiled operator module", "sha256", sha, "bytes", len(wasm))
+	return m, nil
+}
+
+// Close implements plugins.Runtime: it closes every instance and compiled
+// module, and the compilation cache (its directory stays on disk).
+func (r *Runtime) Close(ctx context.Context) error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil
+	}
+	r.closed = true
+	r.mu.Unlock()
+	err := r.rt.Close(ctx)
+	return errors.Join(err, r.cache.Close(ctx))
+}
