@@ -255,22 +255,78 @@ func (r *reader) bytes(n uint32, nullable bool, what string) []byte {
 	return v
 }
 
-func (r *reader) headers(dst []Header, count uint32) []Header {
+// The decoders below read fields straight off the slice in one function
+// each, with the few helpers small enough to inline: inside a Go guest
+// (GOOS=wasip1) every non-inlined call costs far more than on a native
+// build, and these loops run once per record.
+
+// take splits n bytes (a length field's value; 0xFFFFFFFF is null) off b.
+func take(b []byte, n uint32) (v, rest []byte, ok bool) {
+	if n == 0xFFFFFFFF {
+		return nil, b, true
+	}
+	if uint64(n) > uint64(len(b)) {
+		return nil, b, false
+	}
+	return b[:n:n], b[n:], true
+}
+
+// TakeKeyValue splits a key and a value (length fields kl and vl, either
+// of which may be null) off b with one bounds check. It is small enough to
+// inline, for decoders that walk a batch in their own loop (the Go SDK
+// does, because calls are dear inside a Go guest).
+func TakeKeyValue(b []byte, kl, vl uint32) (key, value, rest []byte, ok bool) {
+	kn, vn := uint64(kl), uint64(vl)
+	if kl == 0xFFFFFFFF {
+		kn = 0
+	}
+	if vl == 0xFFFFFFFF {
+		vn = 0
+	}
+	if kn+vn > uint64(len(b)) {
+		return nil, nil, b, false
+	}
+	if kl != 0xFFFFFFFF {
+		key = b[:kn:kn]
+	}
+	if vl != 0xFFFFFFFF {
+		value = b[kn : kn+vn : kn+vn]
+	}
+	return key, value, b[kn+vn:], true
+}
+
+// TakeHeaders decodes count headers off b into dst[:0] and returns the
+// rest of b; ok is false when they do not fit or a header key is null.
+func TakeHeaders(dst []Header, b []byte, count uint32) ([]Header, []byte, bool) {
 	dst = dst[:0]
+	if count == 0 {
+		return dst, b, true
+	}
 	// Each header takes at least HeaderFixedSize bytes; a count that
 	// cannot fit is rejected before anything is allocated for it.
-	if uint64(count)*HeaderFixedSize > uint64(len(r.b)) {
-		r.fail("header count")
-		return dst
+	if uint64(count)*HeaderFixedSize > uint64(len(b)) {
+		return dst, b, false
 	}
-	for i := uint32(0); i < count && r.err == nil; i++ {
-		kl := r.u32("header key length")
-		vl := r.u32("header value length")
-		k := r.bytes(kl, false, "header key")
-		v := r.bytes(vl, true, "header value")
-		dst = append(dst, Header{Key: k, Value: v})
+	for range count {
+		if len(b) < HeaderFixedSize {
+			return dst, b, false
+		}
+		kl, vl := le.Uint32(b), le.Uint32(b[4:])
+		if kl == 0xFFFFFFFF {
+			return dst, b, false // header keys are never null
+		}
+		b = b[HeaderFixedSize:]
+		var h Header
+		var ok bool
+		if h.Key, b, ok = take(b, kl); !ok {
+			return dst, b, false
+		}
+		if h.Value, b, ok = take(b, vl); !ok {
+			return dst, b, false
+		}
+		dst = append(dst, h)
 	}
-	return dst
+	return dst, b, true
 }
 
 // RecordReader decodes the records of an input batch. The zero value is
@@ -308,27 +364,41 @@ func (rr *RecordReader) Header() BatchHeader { return rr.h }
 // Next decodes the next record into rec. It returns false at the end of
 // the batch or on malformed input (see Err).
 func (rr *RecordReader) Next(rec *Record) bool {
-	if rr.left == 0 || rr.r.err != nil {
-		if rr.left == 0 && rr.r.err == nil && len(rr.r.b) != 0 {
-			rr.r.fail("batch: bytes after the last record")
-		}
+	b := rr.r.b
+	if rr.left == 0 || len(b) < RecordFixedSize || rr.r.err != nil {
+		return rr.stop()
+	}
+	rec.Offset = int64(le.Uint64(b[0:]))
+	rec.Timestamp = int64(le.Uint64(b[8:]))
+	rec.Input = le.Uint32(b[16:])
+	kl, vl, hc := le.Uint32(b[20:]), le.Uint32(b[24:]), le.Uint32(b[28:])
+	b = b[RecordFixedSize:]
+	var ok bool
+	if rec.Key, rec.Value, b, ok = TakeKeyValue(b, kl, vl); !ok {
+		rr.r.fail("key or value")
 		return false
 	}
-	r := &rr.r
-	rec.Offset = int64(r.u64("offset"))
-	rec.Timestamp = int64(r.u64("timestamp"))
-	rec.Input = r.u32("input")
-	kl := r.u32("key length")
-	vl := r.u32("value length")
-	hc := r.u32("header count")
-	rec.Key = r.bytes(kl, true, "key")
-	rec.Value = r.bytes(vl, true, "value")
-	rec.Headers = r.headers(rec.Headers, hc)
-	if r.err != nil {
+	if hc == 0 {
+		rec.Headers = rec.Headers[:0]
+	} else if rec.Headers, b, ok = TakeHeaders(rec.Headers, b, hc); !ok {
+		rr.r.fail("headers")
 		return false
 	}
+	rr.r.b = b
 	rr.left--
 	return true
+}
+
+// stop is Next's slow path: the end of the batch, or why it cannot go on.
+func (rr *RecordReader) stop() bool {
+	switch {
+	case rr.r.err != nil:
+	case rr.left == 0 && len(rr.r.b) != 0:
+		rr.r.fail("batch: bytes after the last record")
+	case rr.left != 0:
+		rr.r.fail("record")
+	}
+	return false
 }
 
 // Err returns the first decoding error, if any.
@@ -345,20 +415,31 @@ func (or *OutputReader) Reset(b []byte) { or.r = reader{b: b} }
 
 // Next decodes the next output into o; false at the end or on an error.
 func (or *OutputReader) Next(o *Output) bool {
-	r := &or.r
-	if r.err != nil || len(r.b) == 0 {
+	b := or.r.b
+	if len(b) < OutputFixedSize || or.r.err != nil {
+		if len(b) != 0 {
+			or.r.fail("output")
+		}
 		return false
 	}
-	o.Output = r.u32("output index")
-	o.Partition = int32(r.u32("partition"))
-	o.Timestamp = int64(r.u64("timestamp"))
-	kl := r.u32("key length")
-	vl := r.u32("value length")
-	hc := r.u32("header count")
-	o.Key = r.bytes(kl, true, "key")
-	o.Value = r.bytes(vl, true, "value")
-	o.Headers = r.headers(o.Headers, hc)
-	return r.err == nil
+	o.Output = le.Uint32(b[0:])
+	o.Partition = int32(le.Uint32(b[4:]))
+	o.Timestamp = int64(le.Uint64(b[8:]))
+	kl, vl, hc := le.Uint32(b[16:]), le.Uint32(b[20:]), le.Uint32(b[24:])
+	b = b[OutputFixedSize:]
+	var ok bool
+	if o.Key, o.Value, b, ok = TakeKeyValue(b, kl, vl); !ok {
+		or.r.fail("key or value")
+		return false
+	}
+	if hc == 0 {
+		o.Headers = o.Headers[:0]
+	} else if o.Headers, b, ok = TakeHeaders(o.Headers, b, hc); !ok {
+		or.r.fail("headers")
+		return false
+	}
+	or.r.b = b
+	return true
 }
 
 // Err returns the first decoding error, if any.

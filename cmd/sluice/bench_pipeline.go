@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -33,6 +34,7 @@ type pipelineOptions struct {
 	dataDir    string
 	timeout    time.Duration
 	cpuProfile string
+	vocabulary int
 }
 
 func newBenchPipelineCmd() *cobra.Command {
@@ -80,6 +82,7 @@ each stage had taken in all its input.`,
 	f.StringVar(&o.caseName, "case", "all", "passthrough, wordcount or all")
 	f.Int64Var(&o.records, "records", 2_000_000, "records for passthrough; words (approximately) for wordcount")
 	f.IntVar(&o.recordSize, "record-size", 100, "bytes of value per passthrough record")
+	f.IntVar(&o.vocabulary, "vocabulary", 0, "distinct words of the wordcount text (Zipf-distributed made-up words); 0 uses the demo's word list")
 	f.Int32Var(&o.partitions, "partitions", 4, "partitions of the input topics (so tasks per job)")
 	f.StringVar(&o.flush, "flush", "sync", "the node's flush policy: sync, interval or os")
 	f.StringVar(&o.dataDir, "data-dir", os.TempDir(), "parent directory of the node's temporary data directory")
@@ -99,6 +102,8 @@ func (o *pipelineOptions) validate() error {
 		return fmt.Errorf("--records %d: must be positive", o.records)
 	case o.recordSize < 0:
 		return fmt.Errorf("--record-size %d: must not be negative", o.recordSize)
+	case o.vocabulary < 0 || o.vocabulary == 1:
+		return fmt.Errorf("--vocabulary %d: must be 0 (the demo's words) or at least 2", o.vocabulary)
 	case o.partitions <= 0 || o.partitions > broker.MaxPartitions:
 		return fmt.Errorf("--partitions %d: must be in 1..%d", o.partitions, broker.MaxPartitions)
 	}
@@ -264,6 +269,9 @@ func (o *pipelineOptions) wordcount(ctx context.Context, w io.Writer) (pipelineR
 	// Sentences are generated up front so that generation is not timed
 	// as writing, and spread over the partitions round robin.
 	gen := newTextGen(1)
+	if o.vocabulary > 0 {
+		gen = newTextGenWords(1, syntheticWords(o.vocabulary))
+	}
 	perPartition := make([][][]byte, o.partitions)
 	var sentences int64
 	for p := 0; res.records < o.records; p = (p + 1) % int(o.partitions) {
@@ -307,7 +315,38 @@ func (o *pipelineOptions) wordcount(ctx context.Context, w io.Writer) (pipelineR
 		return pos >= res.records, nil
 	}, map[string]uint64{split.Name: uint64(sentences), count.Name: uint64(res.records)})
 	res.elapsed, res.stages = elapsed, stages
-	return res, err
+	if err != nil {
+		return res, err
+	}
+	return res, verifyCounts(w, n, count.Outputs[0].Topic, perPartition)
+}
+
+// verifyCounts checks (untimed) that the latest count of every word in the
+// output topic is the word's number of occurrences in the input, so that a
+// fast figure is also a right one.
+func verifyCounts(w io.Writer, n *processingNode, topic string, sentences [][][]byte) error {
+	want := map[string]int64{}
+	for _, part := range sentences {
+		for _, s := range part {
+			for _, word := range strings.Fields(string(s)) {
+				want[word]++
+			}
+		}
+	}
+	got, err := n.latestValues(topic)
+	if err != nil {
+		return fmt.Errorf("verifying %s: %w", topic, err)
+	}
+	if len(got) != len(want) {
+		return fmt.Errorf("verifying %s: %d distinct words counted, the input has %d", topic, len(got), len(want))
+	}
+	for word, c := range want {
+		if got[word] != strconv.FormatInt(c, 10) {
+			return fmt.Errorf("verifying %s: %q counted %q, the input has it %d times", topic, word, got[word], c)
+		}
+	}
+	fmt.Fprintf(w, "verified: the latest count in %s of each of the %d distinct words matches the input\n", topic, len(want))
+	return nil
 }
 
 // timed starts the jobs, polls until finished reports true, and returns

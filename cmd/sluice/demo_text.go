@@ -3,6 +3,7 @@ package main
 import (
 	_ "embed"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 )
 
@@ -23,8 +24,19 @@ type textGen struct {
 	zipf  *rand.Zipf
 }
 
-func newTextGen(seed uint64) *textGen {
-	words := strings.Fields(demoWords)
+func newTextGen(seed uint64) *textGen { return newTextGenWords(seed, strings.Fields(demoWords)) }
+
+// syntheticWords is a vocabulary of n made-up words ("w1" to "wN"), for
+// measuring a word count over far more distinct words than demoWords has.
+func syntheticWords(n int) []string {
+	words := make([]string, n)
+	for i := range words {
+		words[i] = "w" + strconv.Itoa(i+1)
+	}
+	return words
+}
+
+func newTextGenWords(seed uint64, words []string) *textGen {
 	r := rand.New(rand.NewPCG(seed, 0x5eed))
 	return &textGen{words: words, r: r, zipf: rand.NewZipf(r, 1.1, 2, uint64(len(words)-1))}
 }

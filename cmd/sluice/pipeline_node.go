@@ -177,3 +177,47 @@ func (n *processingNode) appendPartition(topic string, p int32, count int64, bat
 	}
 	return last.Wait()
 }
+
+// latestValues reads a whole topic and returns the last value of each key,
+// as a compacted topic's reader would see it.
+func (n *processingNode) latestValues(topic string) (map[string]string, error) {
+	info, ok := n.b.Topic(topic)
+	if !ok {
+		return nil, fmt.Errorf("topic %s does not exist", topic)
+	}
+	latest := map[string]string{}
+	for p := int32(0); p < info.Partitions; p++ {
+		part, err := n.b.Partition(topic, p)
+		if err != nil {
+			return nil, err
+		}
+		for off := part.LogStartOffset(); off < part.HighWatermark(); {
+			data, err := part.Read(off, 4<<20)
+			if err != nil {
+				return nil, fmt.Errorf("reading %s-%d at %d: %w", topic, p, off, err)
+			}
+			next := off
+			for rest := data; len(rest) > 0; {
+				b, h, r, err := batch.Next(rest)
+				if err != nil {
+					return nil, fmt.Errorf("reading %s-%d at %d: %w", topic, p, next, err)
+				}
+				rest, next = r, h.NextOffset()
+				if h.IsControl() {
+					continue
+				}
+				if err := batch.Records(b, func(rec *batch.Record) bool {
+					latest[string(rec.Key)] = string(rec.Value)
+					return true
+				}); err != nil {
+					return nil, err
+				}
+			}
+			if next <= off {
+				return nil, fmt.Errorf("reading %s-%d: no progress at offset %d", topic, p, off)
+			}
+			off = next
+		}
+	}
+	return latest, nil
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"time"
 	"unsafe"
 
 	"github.com/tetratelabs/wazero/api"
@@ -17,7 +18,7 @@ import (
 // the goroutine that called into the guest and must not allocate in the
 // steady state: they are called per record by many operators.
 var hostFuncs = map[string]api.GoModuleFunc{
-	abi.FuncCheckVersion: func(context.Context, api.Module, []uint64) {},
+	abi.FuncCheckVersion: hostYield,
 	abi.FuncEmit:         hostEmit,
 	abi.FuncStoreOpen:    hostStoreOpen,
 	abi.FuncStateGet:     hostStateGet,
@@ -26,6 +27,41 @@ var hostFuncs = map[string]api.GoModuleFunc{
 	abi.FuncStateScan:    hostStateScan,
 	abi.FuncLog:          hostLog,
 	abi.FuncSetError:     hostSetError,
+}
+
+// fuelExport is the name under which package meter exports the fuel
+// global of an instrumented module.
+const fuelExport = "sluice_internal_fuel"
+
+// fuelPerYield is how many function entries and loop iterations a guest
+// runs between two yields: a few hundred microseconds of guest code, so
+// that the time limit is kept to well under a millisecond and a yield
+// (about 100 ns) costs nothing measurable.
+const fuelPerYield = 1 << 16
+
+// hostYield is check_abi_version_1. Guests call it once to declare the ABI
+// version, and the metering code calls it whenever the guest's fuel runs
+// out: it refills the fuel and traps the guest if its call is over the
+// time limit or the caller's context is done. Being Go code, it is also
+// where the Go scheduler can preempt a guest that would otherwise hold its
+// thread for as long as it runs.
+func hostYield(ctx context.Context, mod api.Module, _ []uint64) {
+	in := caller(ctx)
+	if in.fuel == nil {
+		g, ok := mod.ExportedGlobal(fuelExport).(api.MutableGlobal)
+		if !ok {
+			return
+		}
+		in.fuel = g
+	}
+	in.fuel.Set(fuelPerYield)
+	if in.interrupted.Load() {
+		panic(errCallerDone)
+	}
+	if time.Since(in.callStart) > in.limits.CallTimeout {
+		in.timedOut = true
+		panic(errCallTimeout)
+	}
 }
 
 // caller returns the instance whose guest made the host call.

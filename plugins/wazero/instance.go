@@ -34,7 +34,7 @@ func (m *module) SHA256() string { return m.sha }
 // so that small batches do not make the guest allocate again and again.
 const minRegion = 64 << 10
 
-// instance is one running guest. All fields except timedOut and the
+// instance is one running guest. All fields except interrupted and the
 // context are used only by the goroutine that owns the instance.
 type instance struct {
 	name   string
@@ -52,13 +52,20 @@ type instance struct {
 	stderr *stderrWriter
 
 	// ctx is the context of every call into the guest: it carries the
-	// instance for the host functions and is cancelled by the call timer
-	// or by the caller's context. Once cancelled the instance is dead.
-	ctx            context.Context
-	cancel         context.CancelCauseFunc
-	timer          *time.Timer
-	timedOut       atomic.Bool
+	// instance for the host functions.
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	// callStart is when the current call began; hostYield compares it
+	// with the call timeout.
+	callStart time.Time
+	timedOut  bool
+	// interrupted is set from another goroutine when the caller's context
+	// is done; the guest stops at its next yield.
+	interrupted    atomic.Bool
 	cancelByCaller func()
+	// fuel is the module's metering global (see package meter), found at
+	// the first yield.
+	fuel api.MutableGlobal
 
 	region    uint32 // input region from sluice_alloc
 	regionCap uint32
@@ -106,9 +113,10 @@ func (m *module) Instantiate(ctx context.Context, cfg plugins.InstanceConfig) (p
 		stderr: &stderrWriter{w: cfg.Stderr},
 	}
 	in.ctx, in.cancel = context.WithCancelCause(context.WithValue(context.Background(), instanceKey{}, in))
-	in.timer = time.AfterFunc(time.Hour, in.timeout)
-	in.timer.Stop()
-	in.cancelByCaller = func() { in.cancel(errCallerDone) }
+	in.cancelByCaller = func() {
+		in.interrupted.Store(true)
+		in.cancel(errCallerDone)
+	}
 
 	stdout := cfg.Stdout
 	if stdout == nil {
@@ -128,13 +136,12 @@ func (m *module) Instantiate(ctx context.Context, cfg plugins.InstanceConfig) (p
 		WithRandSource(seededRand(cfg.Seed))
 	// Instantiation runs the module's start section, if any, under the
 	// call timeout too.
-	in.timer.Reset(limits.CallTimeout)
+	in.callStart = time.Now()
 	mod, err := m.r.rt.InstantiateModule(experimental.WithMemoryAllocator(in.ctx, in.memory), m.compiled, mcfg)
-	in.timer.Stop()
 	if err != nil {
 		f := in.classify(ctx, "instantiation", err)
 		in.cancel(nil)
-		if f.Kind == plugins.FaultTrap && !in.timedOut.Load() {
+		if f.Kind == plugins.FaultTrap && !in.timedOut {
 			// Linking errors (an import wazero cannot satisfy) come here.
 			return nil, fmt.Errorf("%s: instantiating operator: %w", cfg.Name, err)
 		}
@@ -174,12 +181,6 @@ func (m *module) Instantiate(ctx context.Context, cfg plugins.InstanceConfig) (p
 	return in, nil
 }
 
-// timeout runs on the timer's goroutine.
-func (in *instance) timeout() {
-	in.timedOut.Store(true)
-	in.cancel(errCallTimeout)
-}
-
 func (in *instance) resetCall() {
 	in.outBytes = 0
 	in.errSet = false
@@ -202,9 +203,8 @@ func (in *instance) call(ctx context.Context, fn api.Function, name string, stac
 		stop = context.AfterFunc(ctx, in.cancelByCaller)
 	}
 	in.stderr.startCall()
-	in.timer.Reset(in.limits.CallTimeout)
+	in.callStart = time.Now()
 	err := fn.CallWithStack(in.ctx, stack)
-	in.timer.Stop()
 	if stop != nil {
 		stop()
 	}
@@ -232,7 +232,7 @@ func (in *instance) classify(ctx context.Context, name string, err error) *plugi
 		// so err already wraps in.fault: storing err in it would make the
 		// fault wrap itself and send errors.Is/As into an endless loop.
 		return in.fault
-	case in.timedOut.Load():
+	case in.timedOut:
 		f.Kind = plugins.FaultTimeout
 		f.Detail = fmt.Sprintf("%s ran longer than the call timeout of %s", name, in.limits.CallTimeout)
 	case ctx.Err() != nil:
@@ -272,6 +272,10 @@ func (in *instance) classify(ctx context.Context, name string, err error) *plugi
 func (in *instance) Input(ctx context.Context, n int) ([]byte, error) {
 	if n < 0 || uint64(n) > 1<<31 {
 		return nil, fmt.Errorf("%s: input of %d bytes is out of range", in.name, n)
+	}
+	if in.closed {
+		// Its memory is released: a slice of it would fault the host.
+		return nil, &plugins.Fault{Kind: plugins.FaultABI, Instance: in.name, Detail: "Input called on a closed instance"}
 	}
 	if in.regionCap == 0 || uint32(n) > in.regionCap {
 		size := max(uint64(n), 2*uint64(in.regionCap), minRegion)
@@ -337,7 +341,6 @@ func (in *instance) closeModule() {
 		return
 	}
 	in.closed = true
-	in.timer.Stop()
 	in.cancel(nil)
 	if in.mod != nil {
 		_ = in.mod.Close(context.Background())

@@ -22,10 +22,14 @@
 //   - Host functions find their instance through a value in the context of
 //     the call (one context per instance, made at instantiation), which
 //     costs a couple of pointer comparisons and no allocation.
-//   - The time limit is one timer per instance, reset for each call, that
-//     cancels the instance's context: no context or timer is made per call.
-//     A cancelled instance is dead, which is fine: a timed-out instance is
-//     closed anyway.
+//   - The time limit is enforced by the guest's own code: every module is
+//     rewritten before it is compiled (package meter) so that function
+//     entries and loop headers count down a fuel global and call the
+//     module's check_abi_version_1 import each time it runs out. That host
+//     function refills the fuel and traps the guest when the call is over
+//     its time limit or the caller gave up. wazero's own mechanism,
+//     WithCloseOnContextDone, leaves native code at every loop header and
+//     made Go guests 2-4x slower; it is off.
 //   - Every pointer and length a guest passes is checked in one place
 //     (instance.guestBytes); a bad one traps the guest, since a guest that
 //     gets them wrong cannot be trusted to handle an error code.
@@ -47,6 +51,7 @@ import (
 
 	"github.com/sluice-io/sluice/abi"
 	"github.com/sluice-io/sluice/plugins"
+	"github.com/sluice-io/sluice/plugins/wazero/internal/meter"
 )
 
 // Options configure a Runtime.
@@ -104,7 +109,8 @@ func New(ctx context.Context, opts Options) (*Runtime, error) {
 	if compilerSupported() {
 		cfg = wazero.NewRuntimeConfigCompiler()
 	}
-	cfg = cfg.WithCloseOnContextDone(true).WithCompilationCache(cache)
+	// No WithCloseOnContextDone: the metering above replaces it.
+	cfg = cfg.WithCompilationCache(cache)
 	rt := wazero.NewRuntimeWithConfig(ctx, cfg)
 	r := &Runtime{rt: rt, cache: cache, logger: logger, modules: map[string]*compileEntry{}}
 	if err := r.instantiateHostModules(ctx); err != nil {
@@ -206,7 +212,13 @@ func (r *Runtime) Compile(ctx context.Context, wasm []byte) (plugins.Module, err
 }
 
 func (r *Runtime) compile(ctx context.Context, wasm []byte, sha string) (*module, error) {
-	cm, err := r.rt.CompileModule(ctx, wasm)
+	metered, merr := meter.Instrument(wasm, abi.Module, abi.FuncCheckVersion, fuelExport)
+	if merr != nil {
+		// Usually a module that also fails validation (no version import,
+		// not Wasm at all): compile it as it is to report that.
+		return nil, r.instrumentError(ctx, wasm, merr)
+	}
+	cm, err := r.rt.CompileModule(ctx, metered)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -224,6 +236,23 @@ func (r *Runtime) compile(ctx context.Context, wasm []byte, sha string) (*module
 	_, m.hasInitialize = cm.ExportedFunctions()[abi.ExportInitialize]
 	r.logger.Debug("compiled operator module", "sha256", sha, "bytes", len(wasm))
 	return m, nil
+}
+
+// instrumentError explains why a module could not be metered: the
+// validation problems if it has any, else the metering error itself.
+func (r *Runtime) instrumentError(ctx context.Context, wasm []byte, merr error) error {
+	cm, err := r.rt.CompileModule(ctx, wasm)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return &plugins.ValidationError{Problems: []string{"not a valid WebAssembly module: " + err.Error()}}
+	}
+	defer cm.Close(ctx)
+	if problems := r.validate(cm); len(problems) > 0 {
+		return &plugins.ValidationError{Problems: problems}
+	}
+	return &plugins.ValidationError{Problems: []string{"sluice cannot add its time-limit checks to this module: " + merr.Error()}}
 }
 
 // Close implements plugins.Runtime: it closes every instance and compiled

@@ -55,7 +55,7 @@ func installDiscardHost(t testing.TB) *discardHost {
 }
 
 func passThrough(r *sluice.Record, out *sluice.Emitter) error {
-	out.EmitRecord(sluice.Output{Key: r.Key, Value: r.Value, Headers: r.Headers, Timestamp: r.Timestamp})
+	out.EmitRecord(sluice.Output{Key: r.Key, Value: r.Value, Headers: r.Headers, Timestamp: r.Time()})
 	return nil
 }
 

@@ -3,6 +3,7 @@ package sluice
 import (
 	"fmt"
 	"time"
+	"unsafe"
 
 	"github.com/sluice-io/sluice/abi"
 )
@@ -23,12 +24,16 @@ type Record struct {
 	// Partition is the input partition, which is also the task's number.
 	Partition int
 	Offset    int64
-	// Timestamp has millisecond precision, as Kafka's record timestamps.
-	Timestamp time.Time
+	// Timestamp is in milliseconds since the Unix epoch, as Kafka's
+	// record timestamps; Time converts it.
+	Timestamp int64
 	Key       []byte
 	Value     []byte
 	Headers   []Header
 }
+
+// Time is the record's timestamp as a time.Time in UTC.
+func (r *Record) Time() time.Time { return time.UnixMilli(r.Timestamp).UTC() }
 
 // Partition chooses the partition of an output record. The zero value,
 // ByKey, lets the host choose from the key with Kafka's murmur2
@@ -89,18 +94,24 @@ type Emitter struct {
 }
 
 // Emit sends a record with key and value to output 0, partitioned by key.
-func (e *Emitter) Emit(key, value []byte) { e.EmitTo(0, key, value) }
+func (e *Emitter) Emit(key, value []byte) {
+	e.put(0, abi.PartitionByKey, e.timestamp, key, value)
+}
 
 // EmitTo sends a record with key and value to the job's output at index
 // output (its place in the job's outputs list), partitioned by key.
 func (e *Emitter) EmitTo(output int, key, value []byte) {
-	o := abi.Output{
-		Output:    uint32(output),
-		Partition: abi.PartitionByKey,
-		Timestamp: e.timestamp,
-		Key:       key,
-		Value:     value,
+	e.put(uint32(output), abi.PartitionByKey, e.timestamp, key, value)
+}
+
+// Forward sends r unchanged (key, value, headers and timestamp) to output
+// 0, partitioned by key: what a filter emits for the records it keeps.
+func (e *Emitter) Forward(r *Record) {
+	if len(r.Headers) == 0 {
+		e.put(0, abi.PartitionByKey, r.Timestamp, r.Key, r.Value)
+		return
 	}
+	o := abi.Output{Partition: abi.PartitionByKey, Timestamp: r.Timestamp, Key: r.Key, Value: r.Value, Headers: r.Headers}
 	e.buf = abi.AppendOutput(e.buf, &o)
 }
 
@@ -110,25 +121,53 @@ func (e *Emitter) EmitRecord(o Output) {
 	if !o.Timestamp.IsZero() {
 		ts = o.Timestamp.UnixMilli()
 	}
-	ao := abi.Output{
-		Output:    uint32(o.Output),
-		Partition: o.Partition.abi(),
-		Timestamp: ts,
-		Key:       o.Key,
-		Value:     o.Value,
-		Headers:   o.Headers,
+	if len(o.Headers) == 0 {
+		e.put(uint32(o.Output), o.Partition.abi(), ts, o.Key, o.Value)
+		return
 	}
+	ao := abi.Output{Output: uint32(o.Output), Partition: o.Partition.abi(), Timestamp: ts,
+		Key: o.Key, Value: o.Value, Headers: o.Headers}
 	e.buf = abi.AppendOutput(e.buf, &ao)
+}
+
+// put appends one output without headers in the ABI's layout, with plain
+// stores rather than through abi.AppendOutput: in a Go guest the calls
+// and byte-wise stores that would make are most of an output's price.
+func (e *Emitter) put(output uint32, partition int32, ts int64, key, value []byte) {
+	n := abi.OutputFixedSize + len(key) + len(value)
+	if cap(e.buf)-len(e.buf) < n {
+		e.grow(n)
+	}
+	start := len(e.buf)
+	e.buf = e.buf[:start+n]
+	// In bounds: e.buf has n bytes from start.
+	p := unsafe.Add(unsafe.Pointer(unsafe.SliceData(e.buf)), start)
+	store32(p, output)
+	store32(unsafe.Add(p, 4), uint32(partition))
+	store64(unsafe.Add(p, 8), uint64(ts))
+	store32(unsafe.Add(p, 16), nullableLen(key))
+	store32(unsafe.Add(p, 20), nullableLen(value))
+	store32(unsafe.Add(p, 24), 0)
+	copy(e.buf[start+abi.OutputFixedSize:], key)
+	copy(e.buf[start+abi.OutputFixedSize+len(key):], value)
+}
+
+func (e *Emitter) grow(n int) {
+	nb := make([]byte, len(e.buf), 2*cap(e.buf)+n)
+	copy(nb, e.buf)
+	e.buf = nb
+}
+
+func nullableLen(b []byte) uint32 {
+	if b == nil {
+		return 0xFFFFFFFF
+	}
+	return uint32(len(b))
 }
 
 func (e *Emitter) reset() {
 	e.buf = e.buf[:0]
 	e.marks = e.marks[:0]
-}
-
-func (e *Emitter) begin(timestamp int64) {
-	e.marks = append(e.marks, len(e.buf))
-	e.timestamp = timestamp
 }
 
 // flush hands the batch's outputs to the host in one emit call.

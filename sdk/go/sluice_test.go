@@ -35,7 +35,7 @@ func TestRecordFieldsReachTheHandler(t *testing.T) {
 	}
 	var got []seen
 	host := start(t, sdktest.Config{Partition: 3}, func(r *sluice.Record, out *sluice.Emitter) error {
-		s := seen{input: r.Input, partition: r.Partition, offset: r.Offset, ts: r.Timestamp,
+		s := seen{input: r.Input, partition: r.Partition, offset: r.Offset, ts: r.Time(),
 			key: bytes.Clone(r.Key), value: bytes.Clone(r.Value), keyNil: r.Key == nil, valueNil: r.Value == nil}
 		for _, h := range r.Headers {
 			s.headers = append(s.headers, sluice.Header{Key: bytes.Clone(h.Key), Value: bytes.Clone(h.Value)})
@@ -45,9 +45,9 @@ func TestRecordFieldsReachTheHandler(t *testing.T) {
 	})
 	ts := time.UnixMilli(1_700_000_000_123).UTC()
 	_, err := host.Process(
-		sluice.Record{Input: 1, Offset: 41, Timestamp: ts, Key: []byte("k"), Value: []byte{},
+		sluice.Record{Input: 1, Offset: 41, Timestamp: ts.UnixMilli(), Key: []byte("k"), Value: []byte{},
 			Headers: []sluice.Header{{Key: []byte("h1"), Value: []byte("v1")}, {Key: []byte("h2")}}},
-		sluice.Record{Offset: 42, Timestamp: ts.Add(time.Second)},
+		sluice.Record{Offset: 42, Timestamp: ts.Add(time.Second).UnixMilli()},
 	)
 	if err != nil {
 		t.Fatal(err)
@@ -81,8 +81,8 @@ func TestOutputsAreBufferedIntoOneEmit(t *testing.T) {
 	})
 	rts := time.UnixMilli(1_000).UTC()
 	outs, err := host.Process(
-		sluice.Record{Key: []byte("a"), Value: []byte("1"), Timestamp: rts},
-		sluice.Record{Key: []byte("b"), Value: []byte("2"), Timestamp: rts.Add(time.Millisecond)},
+		sluice.Record{Key: []byte("a"), Value: []byte("1"), Timestamp: rts.UnixMilli()},
+		sluice.Record{Key: []byte("b"), Value: []byte("2"), Timestamp: rts.Add(time.Millisecond).UnixMilli()},
 	)
 	if err != nil {
 		t.Fatal(err)

@@ -48,6 +48,13 @@ func codeError(code int32) error {
 type Store struct {
 	name   string
 	handle int32 // -1 until resolved with store_open
+
+	// The state cache (cache.go).
+	cache      map[string]*cacheEntry
+	cacheBytes int
+	written    []*cacheEntry
+	active     bool
+	last       *cacheEntry
 	// val backs the values Get returns; scan and next back the one Scan
 	// that may run at a time without allocating.
 	val      []byte
@@ -81,7 +88,9 @@ func NewStore(name string) *Store {
 func resetStores() {
 	for _, s := range stores {
 		s.handle = unopened
+		s.cache, s.cacheBytes, s.written, s.active, s.last = nil, 0, nil, false, nil
 	}
+	activeStores = nil
 }
 
 // Name returns the store's name.
@@ -107,6 +116,18 @@ func (s *Store) fail(op string, code int32) error {
 // until the next call of a method of s (or of a Table over the same
 // store): copy it to keep it.
 func (s *Store) Get(key []byte) (value []byte, found bool, err error) {
+	if e := s.lookup(key); e != nil && inProcess {
+		return e.value, e.found, nil
+	}
+	value, found, err = s.get(key)
+	if err == nil && inProcess {
+		s.remember(key, value, found)
+	}
+	return value, found, err
+}
+
+// get asks the host.
+func (s *Store) get(key []byte) (value []byte, found bool, err error) {
 	if err := s.open(); err != nil {
 		return nil, false, err
 	}
@@ -136,6 +157,16 @@ func (s *Store) Put(key, value []byte) error {
 	if err := s.open(); err != nil {
 		return err
 	}
+	if inProcess {
+		if err := checkSizes(key, value); err != nil {
+			return fmt.Errorf("sluice: store %q: put: %w", s.name, err)
+		}
+		if value == nil {
+			value = []byte{}
+		}
+		s.write(key, value, true)
+		return nil
+	}
 	if code := hostStatePut(s.handle, key, value); code != 0 {
 		return s.fail("put", code)
 	}
@@ -146,6 +177,13 @@ func (s *Store) Put(key, value []byte) error {
 func (s *Store) Delete(key []byte) error {
 	if err := s.open(); err != nil {
 		return err
+	}
+	if inProcess {
+		if err := checkSizes(key, nil); err != nil {
+			return fmt.Errorf("sluice: store %q: delete: %w", s.name, err)
+		}
+		s.write(key, nil, false)
+		return nil
 	}
 	if code := hostStateDelete(s.handle, key); code != 0 {
 		return s.fail("delete", code)
@@ -180,6 +218,10 @@ func (s *Store) Err() error { return s.err }
 
 func (s *Store) scanRange(start, end []byte, yield func(key, value []byte) bool) error {
 	if err := s.open(); err != nil {
+		return err
+	}
+	// The host's scan sees the call's writes once they are sent.
+	if _, err := s.sendWrites(); err != nil {
 		return err
 	}
 	// A loop body may start another scan of the same store; only the

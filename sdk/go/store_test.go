@@ -165,3 +165,100 @@ func TestStoreScan(t *testing.T) {
 		return nil
 	})
 }
+
+// TestStateCacheFollowsTheHost checks the SDK's state cache against the
+// host's transactional staging: writes of a failed batch are forgotten by
+// the cache as the host discards them, a write the operator made after a
+// read is what the next batch reads, and Scan sees the batch's own writes.
+func TestStateCacheFollowsTheHost(t *testing.T) {
+	s := sluice.NewStore("cached")
+	sluice.OnInit(nil)
+	var reads []string
+	sluice.Handle(func(r *sluice.Record, _ *sluice.Emitter) error {
+		v, _, err := s.Get([]byte("k"))
+		if err != nil {
+			return err
+		}
+		reads = append(reads, string(v))
+		switch string(r.Value) {
+		case "put":
+			return s.Put([]byte("k"), append(v, '+'))
+		case "fail":
+			return errors.New("asked to fail")
+		case "scan":
+			if err := s.Put([]byte("k2"), []byte("new")); err != nil {
+				return err
+			}
+			var keys []string
+			for k := range s.Scan(nil, nil) {
+				keys = append(keys, string(k))
+			}
+			if got := strings.Join(keys, ","); got != "k,k2" {
+				t.Errorf("scan in the writing batch = %s, want k,k2", got)
+			}
+		}
+		return nil
+	})
+	host, err := sdktest.Start(sdktest.Config{Stores: []string{"cached"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	host.SetState("cached", "k", "host")
+	rec := func(v string) sluice.Record { return sluice.Record{Value: []byte(v)} }
+	if _, err := host.Process(rec("put"), rec("put")); err != nil {
+		t.Fatal(err)
+	}
+	// The failed batch wrote "host+++" before failing: the next batch must
+	// not read it from the cache.
+	if _, err := host.Process(rec("put"), rec("fail")); err == nil {
+		t.Fatal("the failing batch succeeded")
+	}
+	if _, err := host.Process(rec("get"), rec("scan")); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"host", "host+", "host++", "host+++", "host++", "host++"}
+	if fmt.Sprint(reads) != fmt.Sprint(want) {
+		t.Errorf("reads = %q, want %q", reads, want)
+	}
+	if st := host.State("cached"); st["k"] != "host++" || st["k2"] != "new" {
+		t.Errorf("host state = %v, want k=host++ k2=new", st)
+	}
+}
+
+// TestBatchHooks checks OnBatchStart and OnBatchEnd: the end hook sees the
+// whole batch, its outputs go out with the batch, it does not run for a
+// failed batch, and the start hook runs again before the retry.
+func TestBatchHooks(t *testing.T) {
+	defer sluice.OnBatchStart(nil)
+	defer sluice.OnBatchEnd(nil)
+	var seen []string
+	starts, ends := 0, 0
+	sluice.OnBatchStart(func() { starts++; seen = seen[:0] })
+	sluice.Handle(func(r *sluice.Record, _ *sluice.Emitter) error {
+		if string(r.Value) == "bad" {
+			return errors.New("bad record")
+		}
+		seen = append(seen, string(r.Value))
+		return nil
+	})
+	sluice.OnBatchEnd(func(out *sluice.Emitter) error {
+		ends++
+		out.Emit(nil, []byte(strings.Join(seen, "+")))
+		return nil
+	})
+	host, err := sdktest.Start(sdktest.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := func(v string) sluice.Record { return sluice.Record{Value: []byte(v)} }
+	if _, err := host.Process(rec("a"), rec("bad")); err == nil {
+		t.Fatal("the batch with a bad record succeeded")
+	}
+	outs, err := host.Process(rec("a"), rec("b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(outs) != 1 || string(outs[0].Value) != "a+b" || starts != 2 || ends != 1 {
+		t.Errorf("outputs %v, %d starts, %d ends; want one output a+b, 2 starts, 1 end", outs, starts, ends)
+	}
+}

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -116,7 +115,7 @@ func TestWasmOperatorInTheRuntime(t *testing.T) {
 
 	hdr := []sluice.Header{{Key: []byte("h"), Value: []byte("v")}, {Key: []byte("null")}}
 	batch := append([]sluice.Record{{Key: []byte("k"), Value: []byte("hello"), Headers: hdr,
-		Timestamp: time.UnixMilli(1234)}}, values("a", "count", "count")...)
+		Timestamp: 1234}}, values("a", "count", "count")...)
 	batch = append(batch, values("b", "count")...)
 	outs, err := host.Process(batch...)
 	if err != nil {

@@ -215,7 +215,7 @@ func (h *Host) Process(records ...sluice.Record) ([]Output, error) {
 		if off == 0 {
 			off = int64(i)
 		}
-		recs[i] = abi.Record{Offset: off, Timestamp: r.Timestamp.UnixMilli(), Input: uint32(r.Input),
+		recs[i] = abi.Record{Offset: off, Timestamp: r.Timestamp, Input: uint32(r.Input),
 			Key: r.Key, Value: r.Value, Headers: r.Headers}
 		size += recs[i].EncodedSize()
 	}

@@ -13,8 +13,7 @@ import sluice "github.com/sluice-io/sluice/sdk/go"
 func init() { sluice.Handle(passThrough) }
 
 func passThrough(r *sluice.Record, out *sluice.Emitter) error {
-	// A zero Timestamp keeps the record's own.
-	out.EmitRecord(sluice.Output{Key: r.Key, Value: r.Value, Headers: r.Headers})
+	out.Forward(r)
 	return nil
 }
 

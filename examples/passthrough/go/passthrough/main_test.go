@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"testing"
-	"time"
 
 	sluice "github.com/sluice-io/sluice/sdk/go"
 	"github.com/sluice-io/sluice/sdk/go/sdktest"
@@ -15,10 +14,10 @@ func TestRecordsPassUnchanged(t *testing.T) {
 		t.Fatal(err)
 	}
 	in := []sluice.Record{
-		{Key: []byte("k"), Value: []byte("v"), Timestamp: time.UnixMilli(1000),
+		{Key: []byte("k"), Value: []byte("v"), Timestamp: 1000,
 			Headers: []sluice.Header{{Key: []byte("h"), Value: []byte("x")}, {Key: []byte("n")}}},
-		{Timestamp: time.UnixMilli(500)},                                  // null key and value
-		{Key: []byte{}, Value: []byte{}, Timestamp: time.UnixMilli(2000)}, // empty ones
+		{Timestamp: 500}, // null key and value
+		{Key: []byte{}, Value: []byte{}, Timestamp: 2000}, // empty ones
 	}
 	outs, err := host.Process(in...)
 	if err != nil {
@@ -29,7 +28,7 @@ func TestRecordsPassUnchanged(t *testing.T) {
 	}
 	for i, o := range outs {
 		r := in[i]
-		if o.Output != 0 || o.Partition != -1 || !o.Timestamp.Equal(r.Timestamp) ||
+		if o.Output != 0 || o.Partition != -1 || !o.Timestamp.Equal(r.Time()) ||
 			!sameNullable(o.Key, r.Key) || !sameNullable(o.Value, r.Value) || len(o.Headers) != len(r.Headers) {
 			t.Errorf("output %d = %+v, want input %+v to output 0 by key", i, o, r)
 			continue

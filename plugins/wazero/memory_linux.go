@@ -1,0 +1,5 @@
+package wazero
+
+import "syscall"
+
+const mapNoReserve = syscall.MAP_NORESERVE
