@@ -234,3 +234,105 @@ func TestErrorPolicyFail(t *testing.T) {
 		t.Errorf("out has %d records; the poison record should have stopped the tasks", c)
 	}
 }
+
+// TestFaultingRecordsAreFoundAndHandled: an operator that traps (or loops
+// past the call timeout) on some records kills its instance without saying
+// which record did it. The task runs the batch in halves on new instances
+// down to the record at fault and applies the error policy to it; every
+// other record goes through exactly once, and the task never restarts.
+func TestFaultingRecordsAreFoundAndHandled(t *testing.T) {
+	for _, tc := range []struct {
+		guest  string
+		policy ErrorPolicy
+		limits LimitsSpec
+		want   string // in the dead letter's sluice.error
+	}{
+		{"trap", PolicyDeadLetter, LimitsSpec{}, "trap"},
+		{"panic", PolicySkip, LimitsSpec{}, ""},
+		{"loop", PolicyDeadLetter, LimitsSpec{CallTimeout: 200 * time.Millisecond}, "timeout"},
+	} {
+		t.Run(tc.guest, func(t *testing.T) {
+			n := newNode(t)
+			good, poison := poisonInput(n)
+			spec := echoSpec("j", "in", "out")
+			spec.OnError = tc.policy
+			spec.Limits = tc.limits
+			spec.Parameters = map[string]any{"on": "poison"}
+			n.deploy(spec, tc.guest)
+			waitFor(t, 60*time.Second, func() string {
+				if c := n.count("out"); c != int64(len(good)) {
+					return fmt.Sprintf("out has %d records, want %d", c, len(good))
+				}
+				return ""
+			})
+			st := n.waitTasks("j", 30*time.Second, "caught up", func(ts TaskStatus) bool {
+				return ts.Inputs[0].Position == ts.Inputs[0].End
+			})
+			// Exactly once: checkEcho fails on duplicates.
+			checkEcho(t, n, "out", good)
+			var handled uint64
+			for _, ts := range st.Tasks {
+				handled += ts.Skipped + ts.DeadLettered
+				if ts.Restarts != 0 {
+					t.Errorf("task %d restarted: %s", ts.Partition, ts.LastError)
+				}
+			}
+			if handled != uint64(len(poison)) {
+				t.Errorf("%d records skipped or dead-lettered, want %d", handled, len(poison))
+			}
+			if got := metricSum(t, n, "sluice_task_instance_faults_total", "j"); got < float64(len(poison)) {
+				t.Errorf("instance faults metric = %v, want >= %d", got, len(poison))
+			}
+			if tc.policy != PolicyDeadLetter {
+				return
+			}
+			var letters int
+			for _, recs := range n.read("j-dlq") {
+				for _, r := range recs {
+					letters++
+					var errHeader string
+					for _, h := range r.headers {
+						if h.Key == "sluice.error" {
+							errHeader = string(h.Value)
+						}
+					}
+					if string(r.value) != "poison" || !strings.Contains(errHeader, tc.want) {
+						t.Errorf("dead letter %q=%q with sluice.error %q, want a poison record and %q", r.key, r.value, errHeader, tc.want)
+					}
+				}
+			}
+			if letters != len(poison) {
+				t.Errorf("%d dead letters, want %d", letters, len(poison))
+			}
+		})
+	}
+}
+
+// TestPoisonRecordCheckpointsWhatCameBefore: with on-error: fail, the
+// records before the failing one are checkpointed with the failure, so the
+// restarts do not append their outputs again and again.
+func TestPoisonRecordCheckpointsWhatCameBefore(t *testing.T) {
+	n := newNode(t)
+	n.createTopic("in", 1)
+	recs := records(100, func(i int) kv {
+		v := fmt.Sprintf("v%d", i)
+		if i == 60 {
+			v = "poison"
+		}
+		return kv{key: []byte(fmt.Sprintf("k%03d", i)), value: []byte(v)}
+	})
+	n.produce("in", 0, recs)
+	spec := echoSpec("failer", "in", "out")
+	spec.Parameters = map[string]any{"on": "poison"}
+	n.deploy(spec, "trap")
+	st := n.waitTasks("failer", 30*time.Second, "restarted twice", func(ts TaskStatus) bool {
+		return ts.Restarts >= 2
+	})
+	ts := st.Tasks[0]
+	if !containsAll(ts.LastError, "record at in-0 offset 60", "trap", "on-error: fail") || ts.Inputs[0].Committed != 60 {
+		t.Errorf("last error %q, committed %d; want offset 60 named and committed", ts.LastError, ts.Inputs[0].Committed)
+	}
+	if c := n.count("out"); c != 60 {
+		t.Errorf("out has %d records after %d restarts, want the 60 before the poison record once", c, ts.Restarts)
+	}
+}

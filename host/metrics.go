@@ -12,6 +12,7 @@ type metrics struct {
 	recordsIn  *prometheus.CounterVec
 	recordsOut *prometheus.CounterVec
 	restarts   *prometheus.CounterVec
+	faults     *prometheus.CounterVec
 	process    *prometheus.HistogramVec
 	lag        *prometheus.GaugeVec
 }
@@ -30,6 +31,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "sluice_task_restarts_total",
 			Help: "Restarts of a task after a failure.",
 		}, []string{"job", "partition"}),
+		faults: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_task_instance_faults_total",
+			Help: "Operator instances that trapped or hit a limit and were replaced while the task went on.",
+		}, []string{"job", "partition"}),
 		process: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "sluice_task_process_seconds",
 			Help:    "Time of one sluice_process call (one input batch).",
@@ -44,6 +49,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.recordsIn = register(reg, m.recordsIn)
 		m.recordsOut = register(reg, m.recordsOut)
 		m.restarts = register(reg, m.restarts)
+		m.faults = register(reg, m.faults)
 		m.process = register(reg, m.process)
 		m.lag = register(reg, m.lag)
 	}
@@ -67,21 +73,23 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
 // taskMetrics are one task's children of the vectors, looked up once so
 // that the hot path only does atomic adds.
 type taskMetrics struct {
-	recordsIn  prometheus.Counter
-	recordsOut prometheus.Counter
-	restarts   prometheus.Counter
-	process    prometheus.Observer
-	lags       map[*inputSource]prometheus.Gauge
+	recordsIn      prometheus.Counter
+	recordsOut     prometheus.Counter
+	restarts       prometheus.Counter
+	instanceFaults prometheus.Counter
+	process        prometheus.Observer
+	lags           map[*inputSource]prometheus.Gauge
 }
 
 func (m *metrics) forTask(job string, partition int32, inputs []*inputSource) taskMetrics {
 	p := strconv.Itoa(int(partition))
 	tm := taskMetrics{
-		recordsIn:  m.recordsIn.WithLabelValues(job, p),
-		recordsOut: m.recordsOut.WithLabelValues(job, p),
-		restarts:   m.restarts.WithLabelValues(job, p),
-		process:    m.process.WithLabelValues(job),
-		lags:       make(map[*inputSource]prometheus.Gauge, len(inputs)),
+		recordsIn:      m.recordsIn.WithLabelValues(job, p),
+		recordsOut:     m.recordsOut.WithLabelValues(job, p),
+		restarts:       m.restarts.WithLabelValues(job, p),
+		instanceFaults: m.faults.WithLabelValues(job, p),
+		process:        m.process.WithLabelValues(job),
+		lags:           make(map[*inputSource]prometheus.Gauge, len(inputs)),
 	}
 	for _, in := range inputs {
 		tm.lags[in] = m.lag.WithLabelValues(job, in.topic, p)

@@ -57,7 +57,10 @@ type task struct {
 
 	lastCommit time.Time
 	dirty      bool // progress since the last checkpoint
-	rr         int  // round-robin cursor over inputs
+	// progress is how many records of the current chunk have been
+	// handled (their calls committed, or skipped or dead-lettered).
+	progress int
+	rr       int // round-robin cursor over inputs
 
 	stop     chan struct{} // closed to ask the task to stop
 	stopOnce sync.Once
@@ -306,6 +309,15 @@ func (t *task) runOnce() error {
 	if t.stopping() {
 		return nil
 	}
+	if err := t.instantiate(); err != nil {
+		return err
+	}
+	t.setState(TaskRunning)
+	t.lastCommit = time.Now()
+	return t.loop()
+}
+
+func (t *task) instantiate() error {
 	inst, err := t.job.module.Instantiate(context.Background(), plugins.InstanceConfig{
 		Name:   t.name,
 		Params: t.job.params,
@@ -319,9 +331,16 @@ func (t *task) runOnce() error {
 		return err
 	}
 	t.inst = inst
-	t.setState(TaskRunning)
-	t.lastCommit = time.Now()
-	return t.loop()
+	return nil
+}
+
+// replaceInstance swaps a faulted instance for a new one. The task's state
+// is unaffected: the failed call's writes were discarded, and everything
+// before it is in the host's store, which the new instance reads.
+func (t *task) replaceInstance() error {
+	t.closeInstance()
+	t.m.instanceFaults.Inc()
+	return t.instantiate()
 }
 
 // loadPositions sets each input's position from the job's committed

@@ -85,8 +85,9 @@ func (t *task) processChunk(in *inputSource) (bool, error) {
 		return false, nil
 	}
 	if len(t.recs) > 0 {
+		t.progress = 0
 		if err := t.processRange(in, 0, len(t.recs)); err != nil {
-			return false, err
+			return false, t.keepProgress(in, err)
 		}
 		n := uint64(len(t.recs))
 		t.recordsIn.Add(n)
@@ -114,6 +115,12 @@ func (t *task) collect(r *batchRecord) bool {
 // policy to records it fails: the records before a failed one run again
 // on their own, the failed one is skipped or dead-lettered, and the
 // records after it run next (and may fail again).
+//
+// A fault (a trap, a timeout, the memory limit, an ABI violation) kills
+// the instance and does not say which record caused it, so the range is
+// split in halves, each run on a new instance, down to the one record at
+// fault, which then gets the error policy too. Halving also gets a batch
+// that was merely too slow for the call timeout through in smaller calls.
 func (t *task) processRange(in *inputSource, lo, hi int) error {
 	for lo < hi {
 		err := t.call(in, lo, hi)
@@ -121,34 +128,86 @@ func (t *task) processRange(in *inputSource, lo, hi int) error {
 			if err := t.commitCall(hi); err != nil {
 				return err
 			}
+			t.progress = hi
 			return nil
 		}
-		// A type assertion, not errors.As: the runtime returns a
-		// *RecordError as is, and a Fault's chain need not be walked.
-		re, ok := err.(*plugins.RecordError)
 		t.abortCall()
-		if !ok {
+		var msg string
+		failed := -1
+		// Type assertions, not errors.As: the runtime returns these as
+		// they are, and a Fault's chain need not be walked.
+		switch e := err.(type) {
+		case *plugins.RecordError:
+			if e.Index < 0 || e.Index >= hi-lo {
+				return fmt.Errorf("%s: operator reported record %d as failed, but the batch has %d records", t.name, e.Index, hi-lo)
+			}
+			failed, msg = lo+e.Index, e.Message
+		case *plugins.Fault:
+			t.log.Warn("operator instance failed; running the batch in halves on a new instance to find the record at fault",
+				"records", hi-lo, "err", e.Error())
+			if err := t.replaceInstance(); err != nil {
+				return err
+			}
+			if hi-lo > 1 {
+				mid := lo + (hi-lo)/2
+				if err := t.processRange(in, lo, mid); err != nil {
+					return err
+				}
+				lo = mid
+				continue
+			}
+			failed, msg = lo, e.Error()
+		default:
 			return err
 		}
-		if re.Index < 0 || re.Index >= hi-lo {
-			return fmt.Errorf("%s: operator reported record %d as failed, but the batch has %d records", t.name, re.Index, hi-lo)
-		}
-		failed := lo + re.Index
 		if t.job.spec.OnError == PolicyFail {
 			r := &t.recs[failed]
-			return fmt.Errorf("record at %s-%d offset %d failed: %s (on-error: fail)", in.topic, t.partition, r.off, re.Message)
+			if failed > lo {
+				// Keep the records before it: they are checkpointed
+				// with the failure (see keepProgress).
+				if err := t.processRange(in, lo, failed); err != nil {
+					return err
+				}
+			}
+			return &poisonError{msg: fmt.Sprintf("record at %s-%d offset %d failed: %s (on-error: fail)", in.topic, t.partition, r.off, msg)}
 		}
 		if failed > lo {
 			if err := t.processRange(in, lo, failed); err != nil {
 				return err
 			}
 		}
-		if err := t.poison(in, failed, re.Message); err != nil {
+		if err := t.poison(in, failed, msg); err != nil {
 			return err
 		}
 		lo = failed + 1
+		t.progress = lo
 	}
 	return nil
+}
+
+// poisonError fails a task whose job's policy is on-error: fail.
+type poisonError struct{ msg string }
+
+func (e *poisonError) Error() string { return e.msg }
+
+// keepProgress runs when a record failed a task (on-error: fail): the
+// records of the chunk before it went through, so they are checkpointed,
+// and the restart begins at the failed record instead of appending their
+// outputs again on every retry.
+func (t *task) keepProgress(in *inputSource, err error) error {
+	if _, ok := err.(*poisonError); !ok || t.progress == 0 {
+		return err
+	}
+	n := uint64(t.progress)
+	t.recordsIn.Add(n)
+	t.m.recordsIn.Add(float64(n))
+	in.pos = t.recs[t.progress-1].off + 1
+	in.posA.Store(in.pos)
+	t.dirty = true
+	if cerr := t.checkpoint(); cerr != nil {
+		return fmt.Errorf("%w (and checkpointing the records before it failed: %v)", err, cerr)
+	}
+	return err
 }
 
 // poison applies skip or dead-letter to recs[i].

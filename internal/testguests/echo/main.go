@@ -23,18 +23,4 @@ func sluiceInit(p, n uint32) int32 {
 }
 
 //go:wasmexport sluice_process
-func sluiceProcess(p, n uint32) int32 {
-	ok := raw.ForEach(p, n, func(i int, r *abi.Record) bool {
-		o := raw.Echo(r)
-		out.Add(&o)
-		return true
-	})
-	if !ok {
-		return 2
-	}
-	if c := out.Flush(); c != 0 {
-		raw.Log(abi.LevelError, "emit: "+abi.Code(c).String())
-		return 2
-	}
-	return abi.StatusOK
-}
+func sluiceProcess(p, n uint32) int32 { return raw.EchoBatch(&out, p, n, nil) }

@@ -31,26 +31,10 @@ func sluiceInit(p, n uint32) int32 {
 
 //go:wasmexport sluice_process
 func sluiceProcess(p, n uint32) int32 {
-	status := abi.StatusOK
-	ok := raw.ForEach(p, n, func(i int, r *abi.Record) bool {
+	return raw.EchoBatch(&out, p, n, func(_ int, r *abi.Record) int32 {
 		if trigger.Fires(r.Value) {
 			os.Exit(3)
 		}
-		o := raw.Echo(r)
-		out.Add(&o)
-		return true
+		return abi.StatusOK
 	})
-	if !ok {
-		out.Reset()
-		return 2
-	}
-	if status != abi.StatusOK {
-		out.Reset()
-		return status
-	}
-	if c := out.Flush(); c != 0 {
-		raw.Log(abi.LevelError, "emit: "+abi.Code(c).String())
-		return 2
-	}
-	return abi.StatusOK
 }

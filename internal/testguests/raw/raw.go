@@ -180,3 +180,35 @@ func Copy(b []byte) []byte { return append([]byte(nil), b...) }
 
 // Ptr is the guest address of b's first byte.
 func Ptr(b []byte) uint32 { return ptr(b) }
+
+// EchoBatch is the sluice_process of the echoing guests: every record of
+// the batch at (p, n) goes to output 0 unchanged (see Echo), in one emit
+// call. hook, if not nil, runs first for each record; a status other than
+// abi.StatusOK from it ends the call with that status and no outputs. The
+// hostile guests put their misbehaviour in the hook.
+func EchoBatch(out *Out, p, n uint32, hook func(i int, r *abi.Record) int32) int32 {
+	status := abi.StatusOK
+	ok := ForEach(p, n, func(i int, r *abi.Record) bool {
+		if hook != nil {
+			if status = hook(i, r); status != abi.StatusOK {
+				return false
+			}
+		}
+		o := Echo(r)
+		out.Add(&o)
+		return true
+	})
+	if !ok {
+		out.Reset()
+		return 2
+	}
+	if status != abi.StatusOK {
+		out.Reset()
+		return status
+	}
+	if c := out.Flush(); c != 0 {
+		Log(abi.LevelError, "emit: "+abi.Code(c).String())
+		return 2
+	}
+	return abi.StatusOK
+}
