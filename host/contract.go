@@ -97,15 +97,17 @@ const (
 
 // JobStatus is what `sluice job list|status` shows.
 type JobStatus struct {
-	Name      string       `json:"name"`
-	State     JobState     `json:"state"`
-	Error     string       `json:"error,omitempty"`
-	Runtime   string       `json:"runtime"`
-	ModuleSHA string       `json:"module_sha256"`
-	Inputs    []string     `json:"inputs"`
-	Outputs   []string     `json:"outputs"`
-	Deployed  time.Time    `json:"deployed"`
-	Tasks     []TaskStatus `json:"tasks"`
+	Name      string    `json:"name"`
+	State     JobState  `json:"state"`
+	Error     string    `json:"error,omitempty"`
+	Runtime   string    `json:"runtime"`
+	ModuleSHA string    `json:"module_sha256"`
+	Inputs    []string  `json:"inputs"`
+	Outputs   []string  `json:"outputs"`
+	Deployed  time.Time `json:"deployed"`
+	// Version is the active version in the job's history (see History).
+	Version int          `json:"version,omitempty"`
+	Tasks   []TaskStatus `json:"tasks"`
 }
 
 // TaskStatus is one task's figures.
@@ -125,6 +127,9 @@ type TaskStatus struct {
 	LastErrorAt   time.Time `json:"last_error_at,omitempty"`
 	// Restore is set while the task restores a store from its changelog.
 	Restore *RestoreProgress `json:"restore,omitempty"`
+	// LastSwapPause is how long the task paused the last time it changed
+	// to a new version of the job in place.
+	LastSwapPause time.Duration `json:"last_swap_pause,omitempty"`
 }
 
 // InputPosition is a task's place in one input partition.

@@ -286,6 +286,14 @@ func TestFaultingRecordsAreFoundAndHandled(t *testing.T) {
 			if tc.policy != PolicyDeadLetter {
 				return
 			}
+			// Dead letters are visible once durable, which may be after
+			// the task reports them.
+			waitFor(t, 30*time.Second, func() string {
+				if c := n.count("j-dlq"); c != int64(len(poison)) {
+					return fmt.Sprintf("j-dlq has %d records, want %d", c, len(poison))
+				}
+				return ""
+			})
 			var letters int
 			for _, recs := range n.read("j-dlq") {
 				for _, r := range recs {

@@ -30,8 +30,6 @@ package host
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -91,6 +89,7 @@ type job struct {
 	sha      string
 	deployed time.Time
 	desired  JobState // running or stopped, persisted
+	version  int      // in the job's history
 	err      string   // why the job could not start (state failed)
 	tasks    []*task
 	log      *slog.Logger
@@ -108,6 +107,7 @@ type persistedJob struct {
 	State     JobState  `json:"state"`
 	ModuleSHA string    `json:"module_sha256"`
 	Deployed  time.Time `json:"deployed"`
+	Version   int       `json:"version,omitempty"`
 }
 
 // NewManager opens the jobs under cfg.DataDir and starts those whose
@@ -189,6 +189,7 @@ func (m *Manager) load(ctx context.Context, name string) (*job, error) {
 		return nil, err
 	}
 	j := m.newJob(spec, pj.ModuleSHA, pj.Deployed, pj.State)
+	j.version = pj.Version
 	wasm, err := os.ReadFile(filepath.Join(dir, moduleFile(pj.ModuleSHA)))
 	if err == nil {
 		j.module, err = m.rt.Compile(ctx, wasm)
@@ -228,11 +229,19 @@ func (m *Manager) newJob(spec JobSpec, sha string, deployed time.Time, desired J
 
 // Deploy validates spec, compiles and test-initializes module, checks and
 // creates the job's topics, persists the job and starts its tasks. A job
-// of the same name is replaced: its tasks stop (with a final checkpoint)
-// and the new ones continue from that checkpoint. Nothing changes when
-// validation fails; the errors wrap ErrInvalidJob (or are the runtime's
-// *plugins.ValidationError or *plugins.InitError).
+// of the same name gets a new version: if it is running, each task changes
+// to the new module and parameters in place at a batch boundary (see
+// task.swap), keeping its state and positions; otherwise it starts with
+// the new version. A new version may not change the job's topics (inputs,
+// outputs, stores, dead-letter topic): that is a new job. Nothing changes
+// when validation fails; the errors wrap ErrInvalidJob (or are the
+// runtime's *plugins.ValidationError or *plugins.InitError). Deploy is
+// DeployBy with origin "api".
 func (m *Manager) Deploy(ctx context.Context, spec JobSpec, module []byte) (JobStatus, error) {
+	return m.DeployBy(ctx, spec, module, "api")
+}
+
+func (m *Manager) deploy(ctx context.Context, spec JobSpec, module []byte, by string) (JobStatus, error) {
 	spec, err := NormalizeSpec(spec)
 	if err != nil {
 		return JobStatus{}, err
@@ -240,12 +249,14 @@ func (m *Manager) Deploy(ctx context.Context, spec JobSpec, module []byte) (JobS
 	if len(module) == 0 {
 		return JobStatus{}, fmt.Errorf("%w: no module", ErrInvalidJob)
 	}
+	// Everything that can fail without touching the running version
+	// happens first, without the deploy lock: compiling a module takes a
+	// while and must not hold up other jobs' changes (or this one's tasks).
 	mod, err := m.rt.Compile(ctx, module)
 	if err != nil {
 		return JobStatus{}, err
 	}
-	sum := sha256.Sum256(module)
-	sha := hex.EncodeToString(sum[:])
+	sha := sha256Hex(module)
 	j := m.newJob(spec, sha, time.Now().UTC(), JobRunning)
 	j.module = mod
 	inst, err := mod.Instantiate(ctx, plugins.InstanceConfig{
@@ -266,13 +277,29 @@ func (m *Manager) Deploy(ctx context.Context, spec JobSpec, module []byte) (JobS
 	if m.isClosed() {
 		return JobStatus{}, ErrClosed
 	}
+	m.mu.Lock()
+	old := m.jobs[spec.Name]
+	m.mu.Unlock()
+	if old != nil {
+		if err := sameTopics(old.spec, spec); err != nil {
+			return JobStatus{}, err
+		}
+	}
 	plan, err := m.planTopics(spec)
 	if err != nil {
 		return JobStatus{}, err
 	}
-	m.mu.Lock()
-	old := m.jobs[spec.Name]
-	m.mu.Unlock()
+	hist, err := m.readHistory(spec.Name)
+	if err != nil {
+		return JobStatus{}, err
+	}
+	j.version = hist.next()
+	entry := historyEntry{JobVersion: JobVersion{Version: j.version, ModuleSHA: sha, Parameters: spec.Parameters,
+		At: j.deployed, By: by, Result: VersionActive}, Spec: &spec}
+
+	if old != nil && old.desired == JobRunning && len(old.tasks) > 0 && old.err == "" {
+		return m.swapIn(old, j, plan, module, hist, entry)
+	}
 	if old != nil {
 		m.stopTasks(old)
 	}
@@ -280,9 +307,13 @@ func (m *Manager) Deploy(ctx context.Context, spec JobSpec, module []byte) (JobS
 	if err == nil {
 		err = m.persist(j, module)
 	}
+	if err == nil {
+		err = m.writeHistory(spec.Name, hist.add(entry))
+	}
 	if err != nil {
 		if old != nil && old.desired == JobRunning {
 			// Leave the old version running, as it was.
+			_ = m.persist(old, nil)
 			if serr := m.startTasks(old); serr != nil {
 				m.setErr(old, serr)
 			}
@@ -292,14 +323,12 @@ func (m *Manager) Deploy(ctx context.Context, spec JobSpec, module []byte) (JobS
 	m.mu.Lock()
 	m.jobs[spec.Name] = j
 	m.mu.Unlock()
-	if old != nil && old.sha != sha {
-		os.Remove(filepath.Join(m.dir, spec.Name, moduleFile(old.sha)))
-	}
+	m.pruneModules(spec.Name)
 	if err := m.startTasks(j); err != nil {
 		m.setErr(j, err)
 		return m.statusOf(j), err
 	}
-	j.log.Info("job deployed", "module_sha256", sha, "tasks", len(j.tasks))
+	j.log.Info("job deployed", "version", j.version, "module_sha256", sha, "tasks", len(j.tasks), "by", by)
 	return m.statusOf(j), nil
 }
 
@@ -393,7 +422,7 @@ func (m *Manager) persist(j *job, module []byte) error {
 			return fmt.Errorf("host: saving module: %w", err)
 		}
 	}
-	data, err := json.MarshalIndent(persistedJob{Spec: j.spec, State: j.desired, ModuleSHA: j.sha, Deployed: j.deployed}, "", "  ")
+	data, err := json.MarshalIndent(persistedJob{Spec: j.spec, State: j.desired, ModuleSHA: j.sha, Deployed: j.deployed, Version: j.version}, "", "  ")
 	if err != nil {
 		return err
 	}
@@ -654,6 +683,7 @@ func (m *Manager) statusOf(j *job) JobStatus {
 		ModuleSHA: j.sha,
 		Inputs:    j.spec.Inputs,
 		Deployed:  j.deployed,
+		Version:   j.version,
 	}
 	m.mu.Unlock()
 	if st.Error != "" {

@@ -165,7 +165,10 @@ func TestDeployErrors(t *testing.T) {
 
 // A redeploy replaces the job: the old tasks stop with a final checkpoint
 // and the new module continues from it, so nothing is processed twice.
-func TestRedeployReplaces(t *testing.T) {
+// TestRedeploySwapsInPlace: deploying a running job again changes its
+// tasks to the new version in place (no task restart), keeps the old
+// module for rollback, and records both versions.
+func TestRedeploySwapsInPlace(t *testing.T) {
 	n := newNode(t)
 	n.createTopic("in", 2)
 	first := records(300, func(i int) kv { return kv{key: []byte(fmt.Sprintf("a%d", i)), value: []byte("1")} })
@@ -183,8 +186,21 @@ func TestRedeployReplaces(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st2.ModuleSHA == st1.ModuleSHA || len(n.m.List()) != 1 {
-		t.Fatalf("redeploy did not replace: %s vs %s, %d jobs", st2.ModuleSHA, st1.ModuleSHA, len(n.m.List()))
+	if st2.ModuleSHA == st1.ModuleSHA || len(n.m.List()) != 1 || st1.Version != 1 || st2.Version != 2 {
+		t.Fatalf("redeploy did not replace: %s (v%d) vs %s (v%d), %d jobs", st2.ModuleSHA, st2.Version, st1.ModuleSHA, st1.Version, len(n.m.List()))
+	}
+	for _, ts := range st2.Tasks {
+		if ts.Restarts != 0 || ts.State != TaskRunning {
+			t.Errorf("task %d after the swap: %s, %d restarts", ts.Partition, ts.State, ts.Restarts)
+		}
+	}
+	hist, err := n.m.History("j")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hist) != 2 || hist[0].Result != VersionReplaced || hist[1].Result != VersionActive ||
+		hist[1].ModuleSHA != st2.ModuleSHA || hist[1].By != "api" || hist[1].SwapPause <= 0 {
+		t.Errorf("history = %+v", hist)
 	}
 	entries, _ := os.ReadDir(filepath.Join(n.dir, "jobs", "j"))
 	var modules int
@@ -193,8 +209,8 @@ func TestRedeployReplaces(t *testing.T) {
 			modules++
 		}
 	}
-	if modules != 1 {
-		t.Errorf("%d module files kept after redeploy, want 1", modules)
+	if modules != 2 {
+		t.Errorf("%d module files kept after redeploy, want 2 (the old one for rollback)", modules)
 	}
 	second := records(200, func(i int) kv { return kv{key: []byte(fmt.Sprintf("b%d", i)), value: []byte("2")} })
 	n.produceByKey("in", second)

@@ -13,6 +13,9 @@ type metrics struct {
 	recordsOut *prometheus.CounterVec
 	restarts   *prometheus.CounterVec
 	faults     *prometheus.CounterVec
+	swaps      *prometheus.CounterVec
+	swapPause  *prometheus.HistogramVec
+	swapFails  *prometheus.CounterVec
 	process    *prometheus.HistogramVec
 	lag        *prometheus.GaugeVec
 }
@@ -35,6 +38,19 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "sluice_task_instance_faults_total",
 			Help: "Operator instances that trapped or hit a limit and were replaced while the task went on.",
 		}, []string{"job", "partition"}),
+		swaps: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_task_swaps_total",
+			Help: "Times a task changed its operator to a new version of the job in place.",
+		}, []string{"job", "partition"}),
+		swapPause: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "sluice_task_swap_pause_seconds",
+			Help:    "Pause of a task while it changed versions: from the old instance's last batch to the new instance being ready.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 12),
+		}, []string{"job"}),
+		swapFails: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_job_failed_swaps_total",
+			Help: "New versions of a job that were refused (validation, init) or could not start, the old version kept running.",
+		}, []string{"job"}),
 		process: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "sluice_task_process_seconds",
 			Help:    "Time of one sluice_process call (one input batch).",
@@ -50,6 +66,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.recordsOut = register(reg, m.recordsOut)
 		m.restarts = register(reg, m.restarts)
 		m.faults = register(reg, m.faults)
+		m.swaps = register(reg, m.swaps)
+		m.swapPause = register(reg, m.swapPause)
+		m.swapFails = register(reg, m.swapFails)
 		m.process = register(reg, m.process)
 		m.lag = register(reg, m.lag)
 	}
@@ -77,6 +96,8 @@ type taskMetrics struct {
 	recordsOut     prometheus.Counter
 	restarts       prometheus.Counter
 	instanceFaults prometheus.Counter
+	swaps          prometheus.Counter
+	swapPause      prometheus.Observer
 	process        prometheus.Observer
 	lags           map[*inputSource]prometheus.Gauge
 }
@@ -88,6 +109,8 @@ func (m *metrics) forTask(job string, partition int32, inputs []*inputSource) ta
 		recordsOut:     m.recordsOut.WithLabelValues(job, p),
 		restarts:       m.restarts.WithLabelValues(job, p),
 		instanceFaults: m.faults.WithLabelValues(job, p),
+		swaps:          m.swaps.WithLabelValues(job, p),
+		swapPause:      m.swapPause.WithLabelValues(job),
 		process:        m.process.WithLabelValues(job),
 		lags:           make(map[*inputSource]prometheus.Gauge, len(inputs)),
 	}

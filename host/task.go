@@ -62,11 +62,17 @@ type task struct {
 	progress int
 	rr       int // round-robin cursor over inputs
 
-	stop     chan struct{} // closed to ask the task to stop
-	stopOnce sync.Once
-	done     chan struct{} // closed when the goroutine returns
-	stopCtx  context.Context
-	cancel   context.CancelFunc
+	// New versions of the job to change to in place, at a batch boundary
+	// (see swap), in the order they were deployed; swapReady wakes the
+	// task when one arrives.
+	swapMu    sync.Mutex
+	swapQueue []swapRequest
+	swapReady chan struct{}
+	stop      chan struct{} // closed to ask the task to stop
+	stopOnce  sync.Once
+	done      chan struct{} // closed when the goroutine returns
+	stopCtx   context.Context
+	cancel    context.CancelFunc
 
 	// Status, read by other goroutines.
 	recordsIn    atomic.Uint64
@@ -80,6 +86,7 @@ type task struct {
 	lastErrorAt  time.Time
 	restore      *RestoreProgress
 	restoredMax  int64 // most changelog records one restore applied, for tests
+	swapPause    time.Duration
 	rate         rateWindow
 
 	m taskMetrics
@@ -118,6 +125,7 @@ func newTask(j *job, partition int32, inputs []*inputSource, outputs []*outputSi
 		outputs:   outputs,
 		dlq:       dlq,
 		open:      open,
+		swapReady: make(chan struct{}, 1),
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),
 		taskState: TaskStarting,
@@ -194,11 +202,23 @@ func (t *task) run() {
 		}
 		t.fail(err)
 		t.setState(TaskBackoff)
-		select {
-		case <-t.stop:
-			t.shutdown(nil)
-			return
-		case <-time.After(backoff):
+		timer := time.NewTimer(backoff)
+	backingOff:
+		for {
+			select {
+			case <-t.stop:
+				timer.Stop()
+				t.shutdown(nil)
+				return
+			case <-t.swapReady:
+				// No instance to change: the restart uses the new version.
+				for _, req := range t.takeSwaps() {
+					t.job = req.job
+					req.done <- swapResult{}
+				}
+			case <-timer.C:
+				break backingOff
+			}
 		}
 		backoff = min(backoff*2, backoffMax)
 		t.statusMu.Lock()
@@ -373,7 +393,6 @@ func (t *task) loadPositions() error {
 
 // loop is the event loop: one input chunk per iteration, inputs in turn.
 func (t *task) loop() error {
-	interval := t.job.spec.CommitInterval
 	var timer *time.Timer
 	defer func() {
 		if timer != nil {
@@ -384,6 +403,12 @@ func (t *task) loop() error {
 		if t.stopping() {
 			return nil
 		}
+		for _, req := range t.takeSwaps() {
+			if err := t.swap(req); err != nil {
+				return err
+			}
+		}
+		interval := t.job.spec.CommitInterval
 		progressed, err := t.step()
 		if err != nil {
 			return err
@@ -420,6 +445,73 @@ func (t *task) loop() error {
 	}
 }
 
+// requestSwap queues a change of version for the task.
+func (t *task) requestSwap(req swapRequest) {
+	t.swapMu.Lock()
+	t.swapQueue = append(t.swapQueue, req)
+	t.swapMu.Unlock()
+	select {
+	case t.swapReady <- struct{}{}:
+	default:
+	}
+}
+
+func (t *task) takeSwaps() []swapRequest {
+	t.swapMu.Lock()
+	defer t.swapMu.Unlock()
+	q := t.swapQueue
+	t.swapQueue = nil
+	return q
+}
+
+// swapRequest asks a task to change to another version of its job.
+type swapRequest struct {
+	job  *job
+	done chan swapResult // buffered: the task never blocks on it
+}
+
+type swapResult struct {
+	pause time.Duration // from the last batch of the old instance to the new instance being ready
+	err   error
+}
+
+// swap changes the task's instance to req.job's module and parameters
+// between two batches: drop the old instance, instantiate the new one on
+// the same state and positions. If the new version does not start, the old
+// one is instantiated again and the error reported; the task fails only if
+// neither starts.
+//
+// No checkpoint is needed first: positions, state (the host's store and
+// its staging) and appended outputs belong to the task, not the instance,
+// and carry over as they are; the next regular checkpoint covers both
+// versions' work. An instance keeps nothing the host needs between calls
+// (the Go SDK's state cache sends every write at the end of its batch).
+func (t *task) swap(req swapRequest) error {
+	start := time.Now()
+	old := t.job
+	t.closeInstance()
+	t.job = req.job
+	err := t.instantiate()
+	if err != nil {
+		t.job = old
+		if rerr := t.instantiate(); rerr != nil {
+			req.done <- swapResult{err: err}
+			return fmt.Errorf("the new version does not start (%v) and the old one no longer does: %w", err, rerr)
+		}
+	}
+	pause := time.Since(start)
+	if err == nil {
+		t.statusMu.Lock()
+		t.swapPause = pause
+		t.statusMu.Unlock()
+		t.m.swaps.Inc()
+		t.m.swapPause.Observe(pause.Seconds())
+		t.log.Info("changed to a new version of the job", "module_sha256", t.job.sha, "pause", pause)
+	}
+	req.done <- swapResult{pause: pause, err: err}
+	return nil
+}
+
 // notifyChannels asks each input for its "high watermark moved" channel;
 // it must be called before checking the watermarks (see Partition.Notify).
 func (t *task) notifyChannels() []<-chan struct{} {
@@ -446,6 +538,7 @@ func (t *task) wait(notify []<-chan struct{}, due <-chan time.Time) {
 		case <-notify[0]:
 		case <-t.stop:
 		case <-due:
+		case <-t.swapReady: // handled at the top of the loop
 		}
 		return
 	}
@@ -466,6 +559,7 @@ func (t *task) wait(notify []<-chan struct{}, due <-chan time.Time) {
 	case <-woke:
 	case <-t.stop:
 	case <-due:
+	case <-t.swapReady:
 	}
 	close(quit)
 }
@@ -579,6 +673,7 @@ func (t *task) status() TaskStatus {
 	st.Restarts = t.restarts
 	st.LastError = t.lastError
 	st.LastErrorAt = t.lastErrorAt
+	st.LastSwapPause = t.swapPause
 	if t.restore != nil {
 		r := *t.restore
 		st.Restore = &r

@@ -37,6 +37,7 @@ type serveConfig struct {
 	DefaultPartitions int32
 	LogLevel          slog.Level
 	LogFormat         string // text or json
+	JobsDir           string // directory of job files kept deployed; "" is off
 }
 
 // serveKeys are the settings sluice serve accepts, each a flag, a config
@@ -45,7 +46,7 @@ type serveConfig struct {
 var serveKeys = []string{
 	"data-dir", "listen", "advertised-addr", "metrics-listen", "node-id",
 	"flush", "flush-interval", "auto-create-topics", "default-partitions",
-	"log-level", "log-format",
+	"log-level", "log-format", "jobs-dir",
 }
 
 // addServeFlags declares serve's flags with their defaults; the defaults
@@ -63,6 +64,7 @@ func addServeFlags(fs *pflag.FlagSet) {
 	fs.Int32("default-partitions", 1, "partition count of auto-created topics")
 	fs.String("log-level", "info", "debug, info, warn or error")
 	fs.String("log-format", "text", "text or json")
+	fs.String("jobs-dir", "", "directory of job files (*.yaml) to keep deployed: a new or changed file is deployed, a removed one stops its job; empty disables")
 }
 
 // newServeViper layers flags over SLUICE_* environment variables over the
@@ -186,6 +188,15 @@ func loadServeConfig(v *viper.Viper) (serveConfig, error) {
 	case "text", "json":
 	default:
 		bad("log-format", "%q is not text or json", c.LogFormat)
+	}
+	// The directory must exist when the node starts: a typo in the path
+	// would otherwise leave every job in it silently undeployed.
+	if c.JobsDir = str("jobs-dir"); c.JobsDir != "" {
+		if fi, err := os.Stat(c.JobsDir); err != nil {
+			bad("jobs-dir", "%q: %v", c.JobsDir, errors.Unwrap(err))
+		} else if !fi.IsDir() {
+			bad("jobs-dir", "%q is not a directory", c.JobsDir)
+		}
 	}
 	if len(problems) > 0 {
 		return c, fmt.Errorf("invalid configuration:\n  %w", joinIndented(problems))

@@ -26,22 +26,29 @@ const (
 	// module, which takes seconds for a large one on a slow machine.
 	deployTimeout   = 2 * time.Minute
 	jobAdminTimeout = 30 * time.Second
+	// cliBy is the origin the CLI's deploys and rollbacks are recorded
+	// with in a job's history, to tell them from a script's ("api") or
+	// the node's jobs directory ("file PATH").
+	cliBy = "cli"
 )
 
 func newJobCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "job",
-		Short: "Deploy, list, inspect, stop and start processing jobs on a node",
+		Short: "Deploy, list, inspect, stop, start, roll back and delete processing jobs on a node",
 		Long: `Manage a node's processing jobs through its admin API, which 'sluice serve'
 serves on its HTTP listener (--metrics-listen, default 127.0.0.1:9644). Point
 the commands at another node with --admin or SLUICE_ADMIN.
 
 A job is a YAML file naming a WebAssembly module (or a source directory to
 build), its input and output topics, state stores, parameters, limits and
-error policy; see examples/wordcount/split.yaml.`,
+error policy; see examples/wordcount/split.yaml. Every deploy makes a new
+version of the job; 'sluice job history' lists them and 'sluice job rollback'
+runs an earlier one again.`,
 	}
 	cmd.PersistentFlags().String("admin", defaultAdmin, "the node's admin API address, host:port (env SLUICE_ADMIN)")
-	cmd.AddCommand(newJobDeployCmd(), newJobListCmd(), newJobStatusCmd(), newJobStopCmd(), newJobStartCmd())
+	cmd.AddCommand(newJobDeployCmd(), newJobListCmd(), newJobStatusCmd(), newJobStopCmd(), newJobStartCmd(),
+		newJobHistoryCmd(), newJobRollbackCmd(), newJobDeleteCmd())
 	return cmd
 }
 
@@ -86,7 +93,8 @@ func newJobDeployCmd() *cobra.Command {
 against the ABI, initializes it with the job's parameters, creates missing
 output and changelog topics and starts one task per input partition. Nothing
 changes on the node if any check fails. Deploying a job whose name is already
-deployed replaces it.`,
+deployed replaces it with a new version; the job's history records it as
+deployed by "cli".`,
 		Example: `  sluice build examples/wordcount/go/split
   sluice job deploy examples/wordcount/split.yaml`,
 		Args: exactArgs("FILE"),
@@ -96,7 +104,7 @@ deployed replaces it.`,
 				return err
 			}
 			return withJobAdmin(cmd, deployTimeout, func(ctx context.Context, c *admin.Client) error {
-				st, err := c.Deploy(ctx, spec, module)
+				st, err := c.DeployBy(ctx, spec, module, cliBy)
 				if err != nil {
 					return fmt.Errorf("deploy %s: %w", spec.Name, err)
 				}
@@ -235,6 +243,9 @@ func writeJobStatus(w io.Writer, j host.JobStatus) {
 	t := totals(j)
 	fmt.Fprintf(w, "Name:      %s\n", j.Name)
 	fmt.Fprintf(w, "State:     %s\n", j.State)
+	if j.Version > 0 { // 0: a node from before job versions
+		fmt.Fprintf(w, "Version:   %d\n", j.Version)
+	}
 	if j.Error != "" {
 		fmt.Fprintf(w, "Error:     %s\n", j.Error)
 	}

@@ -1,17 +1,22 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/sluice-io/sluice/host"
+	"github.com/sluice-io/sluice/host/admin"
 	"github.com/sluice-io/sluice/internal/testguests"
 )
 
@@ -216,5 +221,270 @@ func TestWriteJobStatus(t *testing.T) {
 		if !want.MatchString(out) {
 			t.Errorf("status lacks %s:\n%s", want, out)
 		}
+	}
+}
+
+// adminFake is a job manager with one job, "wc", at version 3 of a fixed
+// history, behind the real admin handler: the commands' requests and
+// output, without a node.
+type adminFake struct {
+	mu       sync.Mutex
+	deployBy string
+	rollback []string // "version by" per call
+	deleted  []string
+}
+
+var adminFakeHistory = []host.JobVersion{
+	{Version: 1, ModuleSHA: strings.Repeat("a", 64), At: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), By: "cli", Result: host.VersionReplaced},
+	{Version: 2, ModuleSHA: strings.Repeat("b", 64), At: time.Date(2026, 1, 3, 3, 4, 5, 0, time.UTC), By: "api", Result: host.VersionReplaced,
+		Parameters: map[string]any{"min": 2, "lang": "en"}, SwapPause: 1500 * time.Microsecond},
+	{Version: 3, ModuleSHA: strings.Repeat("c", 64), At: time.Date(2026, 1, 4, 3, 4, 5, 0, time.UTC), By: "file /etc/sluice/jobs/wc.yaml", Result: host.VersionActive,
+		SwapPause: 3 * time.Millisecond},
+	{Version: 4, ModuleSHA: strings.Repeat("d", 64), At: time.Date(2026, 1, 5, 3, 4, 5, 0, time.UTC), By: "cli", Result: host.VersionFailed,
+		Error: "init: bad parameter\nmin must be > 0"},
+}
+
+func (f *adminFake) job(name string) (host.JobStatus, error) {
+	if name != "wc" {
+		return host.JobStatus{}, fmt.Errorf("%w: %q", host.ErrNoSuchJob, name)
+	}
+	return host.JobStatus{Name: "wc", State: host.JobRunning, Runtime: "wazero", ModuleSHA: strings.Repeat("c", 64),
+		Inputs: []string{"lines"}, Outputs: []string{"counts", "words"}, Version: 3}, nil
+}
+
+func (f *adminFake) DeployBy(_ context.Context, spec host.JobSpec, _ []byte, by string) (host.JobStatus, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.deployBy = by
+	return host.JobStatus{Name: spec.Name, State: host.JobRunning, Inputs: spec.Inputs, Outputs: []string{"out"}, ModuleSHA: "ef", Version: 1}, nil
+}
+func (f *adminFake) Stop(_ context.Context, name string) error  { _, err := f.job(name); return err }
+func (f *adminFake) Start(_ context.Context, name string) error { _, err := f.job(name); return err }
+func (f *adminFake) List() []host.JobStatus                     { st, _ := f.job("wc"); return []host.JobStatus{st} }
+func (f *adminFake) Status(name string) (host.JobStatus, error) { return f.job(name) }
+func (f *adminFake) History(name string) ([]host.JobVersion, error) {
+	if _, err := f.job(name); err != nil {
+		return nil, err
+	}
+	// Newest first, to show that the table does not rely on the order.
+	h := slices.Clone(adminFakeHistory)
+	slices.Reverse(h)
+	return h, nil
+}
+func (f *adminFake) Rollback(_ context.Context, name string, version int, by string) (host.JobStatus, error) {
+	st, err := f.job(name)
+	if err != nil {
+		return st, err
+	}
+	if version < 1 || version > len(adminFakeHistory) {
+		return st, fmt.Errorf("%w: %s has no version %d", host.ErrNoSuchVersion, name, version)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.rollback = append(f.rollback, fmt.Sprintf("%d %s", version, by))
+	st.Version, st.ModuleSHA = 5, adminFakeHistory[version-1].ModuleSHA
+	return st, nil
+}
+
+// recorded returns what the fake was sent, under its lock: the handler
+// writes from the test server's goroutines, and the CLI subprocess's exit
+// is no synchronization the race detector can see.
+func (f *adminFake) recorded() (deployBy string, rollback, deleted []string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.deployBy, slices.Clone(f.rollback), slices.Clone(f.deleted)
+}
+
+func (f *adminFake) Delete(_ context.Context, name string) error {
+	if _, err := f.job(name); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.deleted = append(f.deleted, name)
+	return nil
+}
+
+// The version commands against the admin handler with a fake manager:
+// what they send (by "cli", the resolved rollback version, nothing for a
+// delete without --yes) and what they print.
+func TestJobVersionCommands(t *testing.T) {
+	f := &adminFake{}
+	srv := httptest.NewServer(admin.NewHandler(f, nil))
+	defer srv.Close()
+	job := func(args ...string) result {
+		return sluice(t, "", append(append([]string{"job"}, args...), "--admin", srv.URL)...)
+	}
+
+	r := job("deploy", echoJobFile(t, ""))
+	if by, _, _ := f.recorded(); r.code != 0 || by != "cli" {
+		t.Errorf("deploy: %s; recorded by %q, want cli", r, by)
+	}
+
+	r = job("history", "wc")
+	if r.code != 0 {
+		t.Fatalf("history: %s", r)
+	}
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`^VERSION\s+RESULT\s+WHEN\s+BY\s+MODULE\s+PAUSE\s+PARAMETERS\s+ERROR\n1\s`),
+		regexp.MustCompile(`(?m)^2\s+replaced\s+2026-01-03T03:04:05Z\s+api\s+bbbbbbbbbbbb\s+1.5ms\s+\{"lang":"en","min":2\}\s+-$`),
+		regexp.MustCompile(`(?m)^3\s+active\s+2026-01-04T03:04:05Z\s+file /etc/sluice/jobs/wc.yaml\s+cccccccccccc\s+3ms\s+-\s+-$`),
+		regexp.MustCompile(`(?m)^4\s+failed\s+.*\s+init: bad parameter \| min must be > 0\n$`),
+	} {
+		if !want.MatchString(r.stdout) {
+			t.Errorf("history lacks %s:\n%s", want, r.stdout)
+		}
+	}
+	r = job("history", "wc", "--json")
+	var versions []host.JobVersion
+	if err := json.Unmarshal([]byte(r.stdout), &versions); err != nil || len(versions) != 4 {
+		t.Errorf("history --json: %v\n%s", err, r)
+	}
+
+	// Without --to: version 2, the newest before the active 3 that did
+	// not fail, named in the message.
+	r = job("rollback", "wc")
+	if r.code != 0 || r.stdout != "rolled back wc to version 2: now version 5, module sha256:"+strings.Repeat("b", 64)+"\n" {
+		t.Errorf("rollback: %s", r)
+	}
+	r = job("rollback", "wc", "--to", "1")
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "rolled back wc to version 1: now version 5, module sha256:aaaa") {
+		t.Errorf("rollback --to 1: %s", r)
+	}
+	if _, rollback, _ := f.recorded(); !slices.Equal(rollback, []string{"2 cli", "1 cli"}) {
+		t.Errorf("rollbacks sent %q, want [2 cli 1 cli]", rollback)
+	}
+	if r = job("rollback", "wc", "--to", "9"); r.code != 1 || !strings.Contains(r.stderr, "wc has no version 9") {
+		t.Errorf("rollback to a missing version: %s", r)
+	}
+	if r = job("rollback", "wc", "--to", "-1"); r.code != 2 || !strings.Contains(r.stderr, "sluice job history wc") {
+		t.Errorf("rollback --to -1: %s", r)
+	}
+
+	r = job("delete", "wc")
+	if _, _, deleted := f.recorded(); r.code != 2 || len(deleted) != 0 {
+		t.Errorf("delete without --yes: %s; deleted %q", r, deleted)
+	}
+	for _, want := range []string{"without --yes", "local state", "changelog topics", "output topics stay", "sluice job delete wc --yes", "sluice job stop wc"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("delete refusal lacks %q:\n%s", want, r.stderr)
+		}
+	}
+	r = job("delete", "wc", "--yes")
+	if _, _, deleted := f.recorded(); r.code != 0 || r.stdout != "deleted wc; its output topics stay: counts, words\n" || !slices.Equal(deleted, []string{"wc"}) {
+		t.Errorf("delete --yes: %s; deleted %q", r, deleted)
+	}
+
+	if r = job("status", "wc"); !regexp.MustCompile(`(?m)^Version:\s+3$`).MatchString(r.stdout) {
+		t.Errorf("status does not show the version: %s", r)
+	}
+	for _, args := range [][]string{{"history", "nope"}, {"rollback", "nope"}, {"rollback", "nope", "--to", "1"}, {"delete", "nope", "--yes"}} {
+		if r = job(args...); r.code != 1 || !strings.Contains(r.stderr, `no such job: "nope"`) {
+			t.Errorf("job %s: %s", strings.Join(args, " "), r)
+		}
+	}
+}
+
+// The history table: newest last whatever the order given, empty cells as
+// "-", long parameters cut short.
+func TestWriteJobHistory(t *testing.T) {
+	long := map[string]any{"words": strings.Repeat("x", 100)}
+	var b strings.Builder
+	writeJobHistory(&b, []host.JobVersion{
+		{Version: 2, Result: host.VersionFailed, By: "api", Error: "module does not compile"},
+		{Version: 1, Result: host.VersionActive, ModuleSHA: "0123456789abcdef", At: time.Date(2026, 1, 2, 3, 4, 5, 0, time.FixedZone("X", 3600)), By: "cli", Parameters: long},
+	})
+	lines := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("history table:\n%s", b.String())
+	}
+	if !regexp.MustCompile(`^1\s+active\s+2026-01-02T02:04:05Z\s+cli\s+0123456789ab\s+-\s+\{"words":"x+\.\.\.\s+-$`).MatchString(lines[1]) {
+		t.Errorf("version 1 row: %q", lines[1])
+	}
+	if !regexp.MustCompile(`^2\s+failed\s+-\s+api\s+-\s+-\s+-\s+module does not compile$`).MatchString(lines[2]) {
+		t.Errorf("version 2 row: %q", lines[2])
+	}
+	if got := compactParams(long); len(got) != maxParamsWidth {
+		t.Errorf("parameters cut to %d characters, want %d", len(got), maxParamsWidth)
+	}
+}
+
+func TestPreviousGoodVersion(t *testing.T) {
+	v := func(n int, result string) host.JobVersion { return host.JobVersion{Version: n, Result: result} }
+	for _, tc := range []struct {
+		versions []host.JobVersion
+		want     int
+	}{
+		{nil, 0},
+		{[]host.JobVersion{v(1, host.VersionActive)}, 0},
+		{[]host.JobVersion{v(1, host.VersionReplaced), v(2, host.VersionActive)}, 1},
+		// A failed deploy after the active version is not "previous";
+		// failed ones before it are skipped.
+		{[]host.JobVersion{v(1, host.VersionReplaced), v(2, host.VersionFailed), v(3, host.VersionActive), v(4, host.VersionFailed)}, 1},
+		{[]host.JobVersion{v(3, host.VersionActive), v(2, host.VersionReplaced), v(1, host.VersionReplaced)}, 2},
+		{[]host.JobVersion{v(1, host.VersionReplaced), v(2, host.VersionFailed)}, 0}, // nothing active
+	} {
+		if got := previousGoodVersion(tc.versions); got != tc.want {
+			t.Errorf("previousGoodVersion(%+v) = %d, want %d", tc.versions, got, tc.want)
+		}
+	}
+}
+
+// The version commands against a running node: two deploys, the history
+// they make, a rollback to the first, and delete, which leaves the output
+// topic.
+func TestJobVersionsOnNode(t *testing.T) {
+	n := startNode(t, t.TempDir())
+	n.ok("", "topic", "create", "in", "--partitions", "2")
+	file := echoJobFile(t, "")
+	dir := filepath.Dir(file)
+	if err := os.WriteFile(filepath.Join(dir, "params.wasm"), testguests.Build("params"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	params := filepath.Join(dir, "params.yaml")
+	os.WriteFile(params, []byte("name: echo\nmodule: params.wasm\ninputs: [in]\noutputs: [out]\nparameters: {greeting: hi}\n"), 0o644)
+
+	for _, f := range []string{file, params} {
+		if r := n.job("deploy", f); r.code != 0 {
+			t.Fatalf("deploy %s: %s", f, r)
+		}
+	}
+	r := n.job("history", "echo")
+	if r.code != 0 ||
+		!regexp.MustCompile(`(?m)^1\s+replaced\s+\S+Z\s+cli\s+[0-9a-f]{12}\s+-\s+-\s+-$`).MatchString(r.stdout) ||
+		!regexp.MustCompile(`(?m)^2\s+active\s+\S+Z\s+cli\s+[0-9a-f]{12}\s+\S+\s+\{"greeting":"hi"\}\s+-$`).MatchString(r.stdout) {
+		t.Errorf("history after two deploys: %s", r)
+	}
+	var versions []host.JobVersion
+	json.Unmarshal([]byte(n.job("history", "echo", "--json").stdout), &versions)
+	if len(versions) != 2 {
+		t.Fatalf("history --json: %+v", versions)
+	}
+
+	r = n.job("rollback", "echo")
+	if want := "rolled back echo to version 1: now version 3, module sha256:" + versions[0].ModuleSHA + "\n"; r.code != 0 || r.stdout != want {
+		t.Errorf("rollback: %s\nwant stdout %q", r, want)
+	}
+	if st := n.jobStatus("echo"); st.Version != 3 || st.ModuleSHA != versions[0].ModuleSHA {
+		t.Errorf("after rollback: version %d, sha %s", st.Version, st.ModuleSHA)
+	}
+	if r = n.job("status", "echo"); !regexp.MustCompile(`(?m)^Version:\s+3$`).MatchString(r.stdout) {
+		t.Errorf("status: %s", r)
+	}
+
+	if r = n.job("delete", "echo"); r.code != 2 {
+		t.Errorf("delete without --yes: %s", r)
+	}
+	if st := n.jobStatus("echo"); st.State != host.JobRunning {
+		t.Errorf("delete without --yes changed the job: %+v", st)
+	}
+	if r = n.job("delete", "echo", "--yes"); r.code != 0 || r.stdout != "deleted echo; its output topics stay: out\n" {
+		t.Errorf("delete --yes: %s", r)
+	}
+	if r = n.job("status", "echo"); r.code != 1 || !strings.Contains(r.stderr, `no such job: "echo"`) {
+		t.Errorf("status after delete: %s", r)
+	}
+	if out := n.ok("", "topic", "list"); !regexp.MustCompile(`(?m)^out\s`).MatchString(out) {
+		t.Errorf("delete removed the output topic:\n%s", out)
 	}
 }

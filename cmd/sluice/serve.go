@@ -38,6 +38,12 @@ name, e.g. "data-dir: /var/lib/sluice") and an environment variable (SLUICE_
 plus the name in capitals with "-" as "_", e.g. SLUICE_DATA_DIR). Flags win
 over the environment, which wins over the file.
 
+With --jobs-dir DIR the node keeps the job files in DIR deployed: every
+*.yaml or *.yml file there is a job, deployed when it appears or its content
+changes (in place over the running version) and stopped when it is removed.
+A file that does not load is logged and noted in the job's history; the
+running version keeps running.
+
 The node logs one "sluice ready" line, with the listen addresses, once it
 accepts connections. SIGINT or SIGTERM stop it cleanly: the listeners close,
 in-flight requests finish, every job's tasks take a final checkpoint and every
@@ -160,6 +166,14 @@ func serve(ctx context.Context, cfg serveConfig) (err error) {
 		return err
 	}
 	defer metrics.close()
+
+	// The jobs directory is watched once the manager is up and stops
+	// before it closes (deferred later, so run earlier).
+	if cfg.JobsDir != "" {
+		dir := newJobsDir(cfg.JobsDir, jobs, log, jobsDirInterval)
+		dir.start(ctx)
+		defer dir.stop()
+	}
 
 	serveDone := make(chan error, 1)
 	go func() { serveDone <- srv.Serve(ln) }()

@@ -97,6 +97,117 @@ func TestDeployListStatusStopStart(t *testing.T) {
 	}
 }
 
+// Versions through HTTP: two deploys make a history, a rollback to 1 and a
+// default rollback (no body: the previous good version) each add a version
+// with the old module, and delete removes the job but not its output topic.
+func TestHistoryRollbackDelete(t *testing.T) {
+	b, m, c := newNode(t)
+	if _, err := b.CreateTopic("in", 2, nil); err != nil {
+		t.Fatal(err)
+	}
+	v1, err := c.Deploy(ctx(t), echoSpec("job"), testguests.Build("echo"))
+	if err != nil {
+		t.Fatalf("deploy 1: %v", err)
+	}
+	spec2 := echoSpec("job")
+	spec2.Parameters = map[string]any{"greeting": "hi"}
+	v2, err := c.DeployBy(ctx(t), spec2, testguests.Build("params"), "cli")
+	if err != nil {
+		t.Fatalf("deploy 2: %v", err)
+	}
+	if v1.Version != 1 || v2.Version != 2 || v1.ModuleSHA == v2.ModuleSHA {
+		t.Fatalf("deploys answered versions %d (sha %s) and %d (sha %s), want 1 and 2 with different modules",
+			v1.Version, v1.ModuleSHA, v2.Version, v2.ModuleSHA)
+	}
+
+	h, err := c.History(ctx(t), "job")
+	if err != nil {
+		t.Fatalf("history: %v", err)
+	}
+	want := []host.JobVersion{
+		{Version: 1, ModuleSHA: v1.ModuleSHA, By: "api", Result: host.VersionReplaced},
+		{Version: 2, ModuleSHA: v2.ModuleSHA, By: "cli", Result: host.VersionActive},
+	}
+	checkHistory(t, h, want)
+	if len(h) == 2 && h[1].Parameters["greeting"] != "hi" {
+		t.Errorf("version 2 parameters %v, want greeting: hi", h[1].Parameters)
+	}
+
+	v3, err := c.Rollback(ctx(t), "job", 1, "cli")
+	if err != nil {
+		t.Fatalf("rollback to 1: %v", err)
+	}
+	if v3.Version != 3 || v3.ModuleSHA != v1.ModuleSHA || v3.State != host.JobRunning {
+		t.Errorf("rollback to 1 answered version %d, sha %s, %s; want version 3 running version 1's module %s",
+			v3.Version, v3.ModuleSHA, v3.State, v1.ModuleSHA)
+	}
+
+	// No body at all: the previous good version, 2, by "api".
+	resp, err := http.Post(c.Addr()+"/v1/jobs/job/rollback", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v4 host.JobStatus
+	json.NewDecoder(resp.Body).Decode(&v4)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || v4.Version != 4 || v4.ModuleSHA != v2.ModuleSHA {
+		t.Errorf("rollback without a body: %d, version %d, sha %s; want 200, version 4 with version 2's module %s",
+			resp.StatusCode, v4.Version, v4.ModuleSHA, v2.ModuleSHA)
+	}
+	h, err = c.History(ctx(t), "job")
+	if err != nil {
+		t.Fatalf("history: %v", err)
+	}
+	checkHistory(t, h, append(want[:1:1],
+		host.JobVersion{Version: 2, ModuleSHA: v2.ModuleSHA, By: "cli", Result: host.VersionReplaced},
+		host.JobVersion{Version: 3, ModuleSHA: v1.ModuleSHA, Result: host.VersionReplaced},
+		host.JobVersion{Version: 4, ModuleSHA: v2.ModuleSHA, Result: host.VersionActive},
+	))
+	if len(h) == 4 && h[3].Parameters["greeting"] != "hi" {
+		t.Errorf("rolling back to version 2 did not bring its parameters back: %v", h[3].Parameters)
+	}
+
+	_, err = c.Rollback(ctx(t), "job", 99, "cli")
+	if !admin.IsNotFound(err) || !strings.Contains(err.Error(), "99") {
+		t.Errorf("rollback to a version that never was: %v, want a 404 naming it", err)
+	}
+
+	if err := c.Delete(ctx(t), "job"); err != nil {
+		t.Fatalf("delete: %v", err)
+	}
+	if _, err := c.Status(ctx(t), "job"); !admin.IsNotFound(err) {
+		t.Errorf("status after delete: %v, want 404", err)
+	}
+	if _, err := c.History(ctx(t), "job"); !admin.IsNotFound(err) {
+		t.Errorf("history after delete: %v, want 404", err)
+	}
+	if err := c.Delete(ctx(t), "job"); !admin.IsNotFound(err) {
+		t.Errorf("deleting twice: %v, want 404", err)
+	}
+	if list := m.List(); len(list) != 0 {
+		t.Errorf("jobs after delete: %+v", list)
+	}
+	if _, ok := b.Topic("out"); !ok {
+		t.Error("delete removed the output topic")
+	}
+}
+
+// checkHistory compares the fields of h that a test can know in advance;
+// By is checked only where want has one, since a rollback's origin is
+// worded by the manager.
+func checkHistory(t *testing.T, h, want []host.JobVersion) {
+	t.Helper()
+	if len(h) != len(want) {
+		t.Fatalf("history has %d versions, want %d: %+v", len(h), len(want), h)
+	}
+	for i, w := range want {
+		g := h[i]
+		if g.Version != w.Version || g.ModuleSHA != w.ModuleSHA || g.Result != w.Result || (w.By != "" && g.By != w.By) || g.At.IsZero() {
+			t.Errorf("history[%d] = %+v, want version %d, %s, sha %s, by %q, with a time", i, g, w.Version, w.Result, w.ModuleSHA, w.By)
+		}
+	}
+}
+
 // An empty node lists [] (not null), and unknown jobs are 404 with the
 // manager's message for every per-job route.
 func TestNotFound(t *testing.T) {
@@ -106,9 +217,12 @@ func TestNotFound(t *testing.T) {
 		t.Fatalf("list on an empty node: %v %#v", err, list)
 	}
 	for name, call := range map[string]func() error{
-		"status": func() error { _, err := c.Status(ctx(t), "nope"); return err },
-		"stop":   func() error { _, err := c.Stop(ctx(t), "nope"); return err },
-		"start":  func() error { _, err := c.Start(ctx(t), "nope"); return err },
+		"status":   func() error { _, err := c.Status(ctx(t), "nope"); return err },
+		"stop":     func() error { _, err := c.Stop(ctx(t), "nope"); return err },
+		"start":    func() error { _, err := c.Start(ctx(t), "nope"); return err },
+		"history":  func() error { _, err := c.History(ctx(t), "nope"); return err },
+		"rollback": func() error { _, err := c.Rollback(ctx(t), "nope", 0, "cli"); return err },
+		"delete":   func() error { return c.Delete(ctx(t), "nope") },
 	} {
 		err := call()
 		if !admin.IsNotFound(err) {
@@ -174,6 +288,20 @@ func TestMalformedBody(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(eb.Error, "request body") {
 			t.Errorf("body %s: %d %q, want 400 naming the request body", body, resp.StatusCode, eb.Error)
+		}
+	}
+	// Rollback bodies are checked before the manager is asked, so a job
+	// need not exist.
+	for _, body := range []string{`{`, `{"version": "x"}`, `{"version": -1}`, `{"version": 1, "extra": 1}`, `{"by": "a\nb"}`, `[1]`} {
+		resp, err := http.Post(srv.URL+"/v1/jobs/x/rollback", "application/json", bytes.NewBufferString(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var eb struct{ Error string }
+		json.NewDecoder(resp.Body).Decode(&eb)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(eb.Error, "request body") {
+			t.Errorf("rollback body %s: %d %q, want 400 naming the request body", body, resp.StatusCode, eb.Error)
 		}
 	}
 	resp, err := http.Get(srv.URL + "/v1/nothing")

@@ -64,11 +64,39 @@ func (e *UnreachableError) Error() string {
 func (e *UnreachableError) Unwrap() error { return e.Err }
 
 // Deploy sends the job and its module; the node validates both before
-// changing anything.
+// changing anything. The job's history records it as by DefaultBy.
 func (c *Client) Deploy(ctx context.Context, spec host.JobSpec, module []byte) (host.JobStatus, error) {
+	return c.DeployBy(ctx, spec, module, DefaultBy)
+}
+
+// DeployBy is Deploy with the deployment's origin ("cli", ...) for the
+// job's history.
+func (c *Client) DeployBy(ctx context.Context, spec host.JobSpec, module []byte, by string) (host.JobStatus, error) {
 	var st host.JobStatus
-	err := c.do(ctx, http.MethodPost, "/v1/jobs", DeployRequest{Spec: spec, Module: module}, &st)
+	err := c.do(ctx, http.MethodPost, "/v1/jobs", DeployRequest{Spec: spec, Module: module, By: by}, &st)
 	return st, err
+}
+
+// History returns a job's versions, oldest first.
+func (c *Client) History(ctx context.Context, name string) ([]host.JobVersion, error) {
+	var versions []host.JobVersion
+	err := c.do(ctx, http.MethodGet, "/v1/jobs/"+url.PathEscape(name)+"/history", nil, &versions)
+	return versions, err
+}
+
+// Rollback deploys an earlier version of a job again, as a new version;
+// version 0 is the newest version before the active one that did not fail.
+// by is recorded in the history as for DeployBy.
+func (c *Client) Rollback(ctx context.Context, name string, version int, by string) (host.JobStatus, error) {
+	var st host.JobStatus
+	err := c.do(ctx, http.MethodPost, "/v1/jobs/"+url.PathEscape(name)+"/rollback", RollbackRequest{Version: version, By: by}, &st)
+	return st, err
+}
+
+// Delete stops a job and removes it with its history, local state and
+// changelog topics; its output topics stay.
+func (c *Client) Delete(ctx context.Context, name string) error {
+	return c.do(ctx, http.MethodDelete, "/v1/jobs/"+url.PathEscape(name), nil, nil)
 }
 
 // List returns every job on the node.
@@ -99,6 +127,8 @@ func (c *Client) Start(ctx context.Context, name string) (host.JobStatus, error)
 	return st, err
 }
 
+// do sends body (if not nil) as JSON and decodes a 2xx answer into out (if
+// not nil); other answers become an *APIError.
 func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
 	var rd io.Reader
 	if body != nil {
@@ -127,7 +157,7 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 	if err != nil {
 		return &UnreachableError{Addr: strings.TrimPrefix(c.base, "http://"), Err: err}
 	}
-	if resp.StatusCode != http.StatusOK {
+	if resp.StatusCode/100 != 2 {
 		var eb errorBody
 		if json.Unmarshal(data, &eb) == nil && eb.Error != "" {
 			return &APIError{StatusCode: resp.StatusCode, Message: eb.Error}
@@ -135,6 +165,9 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 		// Not our API (another server on the port, or a proxy).
 		return &APIError{StatusCode: resp.StatusCode, Message: fmt.Sprintf("%s %s: %s: %s",
 			method, path, resp.Status, strings.TrimSpace(string(truncate(data, 200))))}
+	}
+	if out == nil { // a call answered with 204 and no body (Delete)
+		return nil
 	}
 	if err := json.Unmarshal(data, out); err != nil {
 		return fmt.Errorf("%s %s: decoding the node's answer: %w", method, path, err)

@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
+	"strings"
+	"unicode"
 
 	"github.com/sluice-io/sluice/host"
 )
@@ -23,6 +26,9 @@ func NewHandler(jobs Jobs, log *slog.Logger) http.Handler {
 	mux.HandleFunc("POST /v1/jobs", h.deploy)
 	mux.HandleFunc("GET /v1/jobs", h.list)
 	mux.HandleFunc("GET /v1/jobs/{name}", h.status)
+	mux.HandleFunc("DELETE /v1/jobs/{name}", h.delete)
+	mux.HandleFunc("GET /v1/jobs/{name}/history", h.history)
+	mux.HandleFunc("POST /v1/jobs/{name}/rollback", h.rollback)
 	mux.HandleFunc("POST /v1/jobs/{name}/stop", h.stop)
 	mux.HandleFunc("POST /v1/jobs/{name}/start", h.start)
 	return mux
@@ -54,7 +60,12 @@ func (h *handler) deploy(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, http.StatusBadRequest, errors.New("request has no module bytes"))
 		return
 	}
-	st, err := h.jobs.Deploy(r.Context(), req.Spec, req.Module)
+	by, err := checkBy(req.By)
+	if err != nil {
+		h.fail(w, http.StatusBadRequest, err)
+		return
+	}
+	st, err := h.jobs.DeployBy(r.Context(), req.Spec, req.Module, by)
 	if err != nil {
 		h.fail(w, statusOf(err), err)
 		return
@@ -77,6 +88,72 @@ func (h *handler) status(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.reply(w, http.StatusOK, st)
+}
+
+func (h *handler) history(w http.ResponseWriter, r *http.Request) {
+	versions, err := h.jobs.History(r.PathValue("name"))
+	if err != nil {
+		h.fail(w, statusOf(err), err)
+		return
+	}
+	if versions == nil {
+		versions = []host.JobVersion{} // [] rather than null, as for list
+	}
+	h.reply(w, http.StatusOK, versions)
+}
+
+// maxRollbackBytes bounds a rollback body, which is two small fields.
+const maxRollbackBytes = 64 << 10
+
+func (h *handler) rollback(w http.ResponseWriter, r *http.Request) {
+	var req RollbackRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRollbackBytes))
+	dec.DisallowUnknownFields()
+	// No body at all is the default rollback, so that
+	// `curl -X POST .../rollback` undoes the last deploy.
+	if err := dec.Decode(&req); err != nil && !errors.Is(err, io.EOF) {
+		h.fail(w, http.StatusBadRequest, fmt.Errorf("request body: %v", err))
+		return
+	}
+	if req.Version < 0 {
+		h.fail(w, http.StatusBadRequest, fmt.Errorf("request body: version %d: want a version number, or 0 for the previous good version", req.Version))
+		return
+	}
+	by, err := checkBy(req.By)
+	if err != nil {
+		h.fail(w, http.StatusBadRequest, err)
+		return
+	}
+	st, err := h.jobs.Rollback(r.Context(), r.PathValue("name"), req.Version, by)
+	if err != nil {
+		h.fail(w, statusOf(err), err)
+		return
+	}
+	h.reply(w, http.StatusOK, st)
+}
+
+func (h *handler) delete(w http.ResponseWriter, r *http.Request) {
+	if err := h.jobs.Delete(r.Context(), r.PathValue("name")); err != nil {
+		h.fail(w, statusOf(err), err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// checkBy defaults a request's origin to DefaultBy and refuses one that
+// would garble the history table: too long, or with control characters
+// such as newlines.
+func checkBy(by string) (string, error) {
+	if by == "" {
+		return DefaultBy, nil
+	}
+	if len(by) > maxByLen {
+		return "", fmt.Errorf("request body: \"by\" is %d bytes; at most %d", len(by), maxByLen)
+	}
+	if strings.IndexFunc(by, unicode.IsControl) >= 0 {
+		return "", fmt.Errorf("request body: \"by\" %q has control characters", by)
+	}
+	return by, nil
 }
 
 func (h *handler) stop(w http.ResponseWriter, r *http.Request) {

@@ -149,6 +149,14 @@ func (n *Node) Running() bool {
 	}
 }
 
+// PID is the process id of the node's current process (0 if none).
+func (n *Node) PID() int {
+	if n.cmd == nil || n.cmd.Process == nil {
+		return 0
+	}
+	return n.cmd.Process.Pid
+}
+
 // Kill sends SIGKILL and waits for the process to die.
 func (n *Node) Kill() {
 	n.cmd.Process.Signal(syscall.SIGKILL)
