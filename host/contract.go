@@ -106,8 +106,11 @@ type JobStatus struct {
 	Outputs   []string  `json:"outputs"`
 	Deployed  time.Time `json:"deployed"`
 	// Version is the active version in the job's history (see History).
-	Version int          `json:"version,omitempty"`
-	Tasks   []TaskStatus `json:"tasks"`
+	Version int `json:"version,omitempty"`
+	// LastDeployError is why the newest deployment of the job failed,
+	// when it did (the job runs its previous version).
+	LastDeployError string       `json:"last_deploy_error,omitempty"`
+	Tasks           []TaskStatus `json:"tasks"`
 }
 
 // TaskStatus is one task's figures.

@@ -53,7 +53,7 @@ func (m *Manager) noteFailure(name, by string, module []byte, params map[string]
 	m.deployMu.Lock()
 	defer m.deployMu.Unlock()
 	m.mu.Lock()
-	_, exists := m.jobs[name]
+	j, exists := m.jobs[name]
 	m.mu.Unlock()
 	if !exists {
 		return
@@ -71,6 +71,9 @@ func (m *Manager) noteFailure(name, by string, module []byte, params map[string]
 	if err := m.writeHistory(name, hist.add(historyEntry{JobVersion: v})); err != nil {
 		m.log.Warn("cannot record a failed deployment", "job", name, "err", err)
 	}
+	m.mu.Lock()
+	j.deployErr = fmt.Sprintf("version %d (%s) refused: %s", v.Version, by, v.Error)
+	m.mu.Unlock()
 	m.log.Warn("new version refused; the job keeps its running version", "job", name, "by", by, "err", cause)
 }
 

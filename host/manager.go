@@ -90,9 +90,11 @@ type job struct {
 	deployed time.Time
 	desired  JobState // running or stopped, persisted
 	version  int      // in the job's history
-	err      string   // why the job could not start (state failed)
-	tasks    []*task
-	log      *slog.Logger
+	// deployErr is why the last deployment of a new version failed.
+	deployErr string
+	err       string // why the job could not start (state failed)
+	tasks     []*task
+	log       *slog.Logger
 
 	// Derived from spec, for tasks.
 	params  []byte
@@ -684,6 +686,8 @@ func (m *Manager) statusOf(j *job) JobStatus {
 		Inputs:    j.spec.Inputs,
 		Deployed:  j.deployed,
 		Version:   j.version,
+
+		LastDeployError: j.deployErr,
 	}
 	m.mu.Unlock()
 	if st.Error != "" {

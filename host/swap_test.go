@@ -173,7 +173,8 @@ func TestBrokenVersionKeepsTheOldOne(t *testing.T) {
 	n.m.NoteFailedDeploy("tagger", "file jobs/tagger.yaml", errors.New("unknown key \"paramters\""))
 
 	st := n.status("tagger")
-	if st.ModuleSHA != v1.ModuleSHA || st.Version != 1 || st.State != JobRunning {
+	if st.ModuleSHA != v1.ModuleSHA || st.Version != 1 || st.State != JobRunning ||
+		!strings.Contains(st.LastDeployError, "version 5 (file jobs/tagger.yaml) refused") {
 		t.Errorf("after the refused versions: %+v", st)
 	}
 	n.produceByKey("in", records(10, func(i int) kv { return kv{key: []byte(fmt.Sprintf("b%d", i)), value: []byte("x")} }))
@@ -210,6 +211,9 @@ func TestBrokenVersionKeepsTheOldOne(t *testing.T) {
 	st, err = n.m.Rollback(ctx, "tagger", 0, "test")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if st.LastDeployError != "" {
+		t.Errorf("a good version still reports the refused one: %q", st.LastDeployError)
 	}
 	hist, _ = n.m.History("tagger")
 	last := hist[len(hist)-1]

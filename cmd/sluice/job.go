@@ -249,6 +249,9 @@ func writeJobStatus(w io.Writer, j host.JobStatus) {
 	if j.Error != "" {
 		fmt.Fprintf(w, "Error:     %s\n", j.Error)
 	}
+	if j.LastDeployError != "" {
+		fmt.Fprintf(w, "Refused:   %s\n", oneLine(j.LastDeployError))
+	}
 	fmt.Fprintf(w, "Runtime:   %s\n", j.Runtime)
 	fmt.Fprintf(w, "Module:    sha256:%s\n", j.ModuleSHA)
 	fmt.Fprintf(w, "Inputs:    %s\n", strings.Join(j.Inputs, ", "))
