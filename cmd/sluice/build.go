@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sluice-io/sluice/internal/cwasm"
 	"github.com/sluice-io/sluice/internal/gowasm"
 )
 
@@ -29,10 +30,22 @@ can name. The language is detected from DIR's contents:
       which makes a WASI reactor whose //go:wasmexport functions the node calls.
       Needs the go command on PATH.
 
-Other languages (Rust, C, AssemblyScript) are not supported by this command
+  C:  *.c files in DIR that include "sluice.h" (the C SDK, sdk/c). Built with
+      clang --target=wasm32-wasi --sysroot=/usr -O2 -mexec-model=reactor
+      -Wl,--strip-all (no paths in the module: reproducible) and a 1 MiB
+      stack placed first in memory (an overflow traps), compiling DIR's
+      .c files together with sdk/c/sluice.c, found by walking up from DIR,
+      then from the current directory, to a sdk/c holding sluice.h and
+      sluice.c (run it from within the sluice repository). A DIR that has
+      its own sluice.c (a vendored copy of the SDK) is built alone. Needs
+      clang, wasm-ld, wasi-libc and the wasm32 compiler-rt builtins; on
+      Debian and Ubuntu: apt-get install clang lld wasi-libc libclang-rt-14-dev-wasm32
+
+Rust and AssemblyScript are recognized but not supported by this command
 yet. The output defaults to DIR/<name of DIR>.wasm; the command prints its path,
 size and SHA-256 (the same digest 'sluice job status' shows as the module's).`,
 		Example: `  sluice build examples/wordcount/go/split
+  sluice build examples/wordcount/c/split
   sluice build ./myop -o /tmp/myop.wasm`,
 		Args: exactArgs("DIR"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -79,8 +92,12 @@ func buildOperator(ctx context.Context, dir, out string) (builtModule, error) {
 		if err := gowasm.Build(ctx, dir, out); err != nil {
 			return builtModule{}, err
 		}
+	case "C":
+		if err := cwasm.Build(ctx, dir, out); err != nil {
+			return builtModule{}, err
+		}
 	default:
-		return builtModule{}, fmt.Errorf("%s: %s operators are not supported yet (issue: Operators from any language); only Go can be built today", dir, lang)
+		return builtModule{}, fmt.Errorf("%s: %s operators are not supported yet (issue: Operators from any language); only Go and C can be built today", dir, lang)
 	}
 	data, err := os.ReadFile(out)
 	if err != nil {
@@ -91,7 +108,8 @@ func buildOperator(ctx context.Context, dir, out string) (builtModule, error) {
 }
 
 // detectLanguage says which toolchain builds dir: "go" for a main package
-// inside a Go module, or the name of a language sluice recognizes but
+// inside a Go module, "C" for .c files (cwasm.Build checks that they use
+// the C SDK), or the name of a language sluice recognizes but
 // cannot build yet. A directory with nothing recognizable is an error
 // listing what was looked for.
 func detectLanguage(dir string) (string, error) {

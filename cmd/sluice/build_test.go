@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -10,7 +11,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sluice-io/sluice/internal/cwasm"
 	"github.com/sluice-io/sluice/internal/testguests"
+	"github.com/sluice-io/sluice/plugins/wazero"
 )
 
 // writeFiles creates files (path -> content) under a new temporary
@@ -120,5 +123,94 @@ func TestBuildGoOperator(t *testing.T) {
 	}
 	if fi, err := os.Stat(b.Path); err != nil || fi.Size() != int64(b.Size) {
 		t.Errorf("built file: %v, %v; want %d bytes", fi, err, b.Size)
+	}
+}
+
+// The C word count operator builds from the command line, twice to the
+// same bytes (no timestamps or paths in the module), and the module passes
+// the runtime's ABI validation.
+func TestBuildCOperator(t *testing.T) {
+	cwasm.RequireToolchain(t)
+	dir := filepath.Join("..", "..", "examples", "wordcount", "c", "split")
+	tmp := t.TempDir()
+	var mods [][]byte
+	for _, name := range []string{"a.wasm", "b/split.wasm"} {
+		out := filepath.Join(tmp, name)
+		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		r := sluice(t, "", "build", dir, "-o", out)
+		if r.code != 0 {
+			t.Fatalf("sluice build %s: %s", dir, r)
+		}
+		data, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(data)
+		if want := "sha256:" + hex.EncodeToString(sum[:]); !strings.Contains(r.stdout, want) {
+			t.Errorf("output %q does not name the digest %s", r.stdout, want)
+		}
+		mods = append(mods, data)
+	}
+	if !bytes.Equal(mods[0], mods[1]) {
+		t.Errorf("two builds of %s differ (%d and %d bytes)", dir, len(mods[0]), len(mods[1]))
+	}
+	for _, p := range [][]byte{[]byte(tmp), []byte("wordcount"), []byte("split.c"), []byte("sluice.c")} {
+		if bytes.Contains(mods[0], p) {
+			t.Errorf("the module contains the path %q", p)
+		}
+	}
+
+	ctx := context.Background()
+	rt, err := wazero.New(ctx, wazero.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close(ctx)
+	if _, err := rt.Compile(ctx, mods[0]); err != nil {
+		t.Fatalf("the C module fails ABI validation: %v", err)
+	}
+}
+
+// A C operator that vendors the SDK (its own sluice.c) builds without the
+// repository's, and C files that do not use the SDK are refused.
+func TestBuildCVendoredAndWithoutSDK(t *testing.T) {
+	cwasm.RequireToolchain(t)
+	sdk := filepath.Join("..", "..", "sdk", "c")
+	h, err := os.ReadFile(filepath.Join(sdk, "sluice.h"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := os.ReadFile(filepath.Join(sdk, "sluice.c"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := writeFiles(t, map[string]string{
+		"sluice.h": string(h),
+		"sluice.c": string(c),
+		"op.c":     "#include \"sluice.h\"\nint sluice_handle(const sluice_record *r, sluice_emitter *out) { return sluice_forward(out, r); }\n",
+	})
+	b, err := buildOperator(context.Background(), dir, "")
+	if err != nil {
+		t.Fatalf("vendored SDK: %v", err)
+	}
+	if want := filepath.Join(dir, filepath.Base(dir)+".wasm"); b.Path != want {
+		t.Errorf("default output %s, want %s", b.Path, want)
+	}
+
+	plain := writeFiles(t, map[string]string{"op.c": "int f(void) { return 1; }\n"})
+	if _, err := buildOperator(context.Background(), plain, ""); err == nil || !strings.Contains(err.Error(), `includes "sluice.h"`) {
+		t.Errorf("C without the SDK: %v; want an error saying it must include sluice.h", err)
+	}
+}
+
+// Without clang (here: an empty PATH) building C fails with a message that
+// names the packages to install.
+func TestBuildCWithoutToolchain(t *testing.T) {
+	dir := writeFiles(t, map[string]string{"op.c": "#include \"sluice.h\"\n"})
+	r := sluiceEnv(t, []string{"PATH="}, "", "build", dir)
+	if r.code != 1 || !strings.Contains(r.stderr, cwasm.InstallHint) || !strings.Contains(r.stderr, "clang") {
+		t.Fatalf("sluice build of C without clang: %s", r)
 	}
 }
