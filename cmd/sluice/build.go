@@ -15,6 +15,7 @@ import (
 
 	"github.com/sluice-io/sluice/internal/cwasm"
 	"github.com/sluice-io/sluice/internal/gowasm"
+	"github.com/sluice-io/sluice/internal/rustwasm"
 )
 
 func newBuildCmd() *cobra.Command {
@@ -41,11 +42,21 @@ can name. The language is detected from DIR's contents:
       clang, wasm-ld, wasi-libc and the wasm32 compiler-rt builtins; on
       Debian and Ubuntu: apt-get install clang lld wasi-libc libclang-rt-14-dev-wasm32
 
-Rust and AssemblyScript are recognized but not supported by this command
-yet. The output defaults to DIR/<name of DIR>.wasm; the command prints its path,
+  Rust: a Cargo.toml in DIR; the operator is DIR/src/lib.rs, written against
+      the Rust SDK (sdk/rust, the crate sluice, ending in
+      sluice::export_operator!). Built without cargo, by rustc for
+      wasm32-wasi: the SDK (found like C's, walking up to a sdk/rust) as an
+      rlib, then src/lib.rs as a cdylib against it, with -C opt-level=2
+      -C codegen-units=1 -C strip=symbols and source paths remapped
+      (reproducible). The rustc is $SLUICE_RUSTC, else /usr/bin/rustc, and
+      needs the wasm32-wasi standard library; on Debian and Ubuntu:
+      apt-get install rustc libstd-rust-dev-wasm32
+
+AssemblyScript is recognized but not supported by this command yet. The output defaults to DIR/<name of DIR>.wasm; the command prints its path,
 size and SHA-256 (the same digest 'sluice job status' shows as the module's).`,
 		Example: `  sluice build examples/wordcount/go/split
   sluice build examples/wordcount/c/split
+  sluice build examples/wordcount/rust/split
   sluice build ./myop -o /tmp/myop.wasm`,
 		Args: exactArgs("DIR"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -96,8 +107,12 @@ func buildOperator(ctx context.Context, dir, out string) (builtModule, error) {
 		if err := cwasm.Build(ctx, dir, out); err != nil {
 			return builtModule{}, err
 		}
+	case "Rust":
+		if err := rustwasm.Build(ctx, dir, out); err != nil {
+			return builtModule{}, err
+		}
 	default:
-		return builtModule{}, fmt.Errorf("%s: %s operators are not supported yet (issue: Operators from any language); only Go and C can be built today", dir, lang)
+		return builtModule{}, fmt.Errorf("%s: %s operators are not supported yet (issue: Operators from any language); only Go, C and Rust can be built today", dir, lang)
 	}
 	data, err := os.ReadFile(out)
 	if err != nil {
@@ -109,9 +124,9 @@ func buildOperator(ctx context.Context, dir, out string) (builtModule, error) {
 
 // detectLanguage says which toolchain builds dir: "go" for a main package
 // inside a Go module, "C" for .c files (cwasm.Build checks that they use
-// the C SDK), or the name of a language sluice recognizes but
-// cannot build yet. A directory with nothing recognizable is an error
-// listing what was looked for.
+// the C SDK), "Rust" for a Cargo.toml (built by rustwasm.Build), or the
+// name of a language sluice recognizes but cannot build yet. A directory
+// with nothing recognizable is an error listing what was looked for.
 func detectLanguage(dir string) (string, error) {
 	fi, err := os.Stat(dir)
 	if err != nil {

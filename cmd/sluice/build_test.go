@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/sluice-io/sluice/internal/cwasm"
+	"github.com/sluice-io/sluice/internal/rustwasm"
 	"github.com/sluice-io/sluice/internal/testguests"
 	"github.com/sluice-io/sluice/plugins/wazero"
 )
@@ -72,10 +73,10 @@ func TestDetectLanguage(t *testing.T) {
 // Languages sluice recognizes but cannot build fail with a message that
 // points at the issue, from the command line.
 func TestBuildUnsupportedLanguage(t *testing.T) {
-	dir := writeFiles(t, map[string]string{"Cargo.toml": "[package]\nname = \"op\"\n"})
+	dir := writeFiles(t, map[string]string{"asconfig.json": "{}"})
 	r := sluice(t, "", "build", dir)
-	if r.code != 1 || !strings.Contains(r.stderr, "Rust operators are not supported yet (issue: Operators from any language)") {
-		t.Fatalf("sluice build on a Rust crate: %s", r)
+	if r.code != 1 || !strings.Contains(r.stderr, "AssemblyScript operators are not supported yet (issue: Operators from any language)") {
+		t.Fatalf("sluice build on an AssemblyScript project: %s", r)
 	}
 	r = sluice(t, "", "build", t.TempDir())
 	if r.code != 1 || !strings.Contains(r.stderr, "no operator source found") {
@@ -212,5 +213,78 @@ func TestBuildCWithoutToolchain(t *testing.T) {
 	r := sluiceEnv(t, []string{"PATH="}, "", "build", dir)
 	if r.code != 1 || !strings.Contains(r.stderr, cwasm.InstallHint) || !strings.Contains(r.stderr, "clang") {
 		t.Fatalf("sluice build of C without clang: %s", r)
+	}
+}
+
+// The Rust word count operator builds from the command line, twice to the
+// same bytes (no paths in the module), and the module passes the runtime's
+// ABI validation.
+func TestBuildRustOperator(t *testing.T) {
+	rustwasm.RequireToolchain(t)
+	dir := filepath.Join("..", "..", "examples", "wordcount", "rust", "split")
+	tmp := t.TempDir()
+	var mods [][]byte
+	for _, name := range []string{"a.wasm", "b/split.wasm"} {
+		out := filepath.Join(tmp, name)
+		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		r := sluice(t, "", "build", dir, "-o", out)
+		if r.code != 0 {
+			t.Fatalf("sluice build %s: %s", dir, r)
+		}
+		data, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(data)
+		if want := "sha256:" + hex.EncodeToString(sum[:]); !strings.Contains(r.stdout, want) {
+			t.Errorf("output %q does not name the digest %s", r.stdout, want)
+		}
+		mods = append(mods, data)
+	}
+	if !bytes.Equal(mods[0], mods[1]) {
+		t.Errorf("two builds of %s differ (%d and %d bytes)", dir, len(mods[0]), len(mods[1]))
+	}
+	// Source paths are remapped to relative ones (sdk/rust/src/lib.rs,
+	// ./src/lib.rs, as panic locations show them).
+	absSDK, err := filepath.Abs(filepath.Join("..", "..", "sdk", "rust"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range [][]byte{[]byte(tmp), []byte("wordcount"), []byte(absSDK), []byte("sluice-rustwasm")} {
+		if bytes.Contains(mods[0], p) {
+			t.Errorf("the module contains the path %q", p)
+		}
+	}
+
+	ctx := context.Background()
+	rt, err := wazero.New(ctx, wazero.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close(ctx)
+	if _, err := rt.Compile(ctx, mods[0]); err != nil {
+		t.Fatalf("the Rust module fails ABI validation: %v", err)
+	}
+}
+
+// A Rust crate without src/lib.rs is refused with a message saying what an
+// operator is.
+func TestBuildRustWithoutLib(t *testing.T) {
+	dir := writeFiles(t, map[string]string{"Cargo.toml": "[package]\nname = \"op\"\n"})
+	r := sluice(t, "", "build", dir)
+	if r.code != 1 || !strings.Contains(r.stderr, "no src/lib.rs") || !strings.Contains(r.stderr, "export_operator!") {
+		t.Fatalf("sluice build on a Rust crate without src/lib.rs: %s", r)
+	}
+}
+
+// Without rustc (here: SLUICE_RUSTC names a missing file) building Rust
+// fails with a message that names the packages to install.
+func TestBuildRustWithoutToolchain(t *testing.T) {
+	dir := writeFiles(t, map[string]string{"Cargo.toml": "[package]\nname = \"op\"\n", "src/lib.rs": "sluice::export_operator!(());\n"})
+	r := sluiceEnv(t, []string{"SLUICE_RUSTC=/nonexistent/rustc"}, "", "build", dir)
+	if r.code != 1 || !strings.Contains(r.stderr, rustwasm.InstallHint) || !strings.Contains(r.stderr, "rustc") {
+		t.Fatalf("sluice build of Rust without rustc: %s", r)
 	}
 }

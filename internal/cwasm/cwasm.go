@@ -15,13 +15,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/sluice-io/sluice/internal/wasmbuild"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
-	"sync"
 )
 
 // InstallHint is the command that installs the toolchain on Debian and
@@ -227,39 +227,11 @@ func missingPiece(out string) string {
 	return ""
 }
 
-var (
-	cacheMu sync.Mutex
-	cache   = map[string][]byte{}
-)
+var builds wasmbuild.Memo
 
 // BuildBytes builds dir into a temporary file and returns the module's
 // bytes, memoized per process so that tests can share one build.
-func BuildBytes(dir string) ([]byte, error) {
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return nil, err
-	}
-	cacheMu.Lock()
-	defer cacheMu.Unlock()
-	if b, ok := cache[abs]; ok {
-		return b, nil
-	}
-	tmp, err := os.MkdirTemp("", "sluice-cwasm-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(tmp)
-	out := filepath.Join(tmp, "op.wasm")
-	if err := Build(context.Background(), abs, out); err != nil {
-		return nil, err
-	}
-	b, err := os.ReadFile(out)
-	if err != nil {
-		return nil, err
-	}
-	cache[abs] = b
-	return b, nil
-}
+func BuildBytes(dir string) ([]byte, error) { return builds.Bytes(dir, Build) }
 
 // IsToolchainError reports whether err says the toolchain is missing.
 func IsToolchainError(err error) bool {

@@ -9,11 +9,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/sluice-io/sluice/internal/wasmbuild"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 )
 
 // Build compiles the Go main package in dir to the file out (stripped,
@@ -41,10 +41,7 @@ func Build(ctx context.Context, dir, out string) error {
 	return nil
 }
 
-var (
-	cacheMu sync.Mutex
-	cache   = map[string][]byte{}
-)
+var builds wasmbuild.Memo
 
 // MustBuild builds dir into a temporary file and returns the module's
 // bytes, memoized per process so that many tests can share one build. It
@@ -58,29 +55,4 @@ func MustBuild(dir string) []byte {
 }
 
 // BuildBytes is MustBuild returning the error.
-func BuildBytes(dir string) ([]byte, error) {
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return nil, err
-	}
-	cacheMu.Lock()
-	defer cacheMu.Unlock()
-	if b, ok := cache[abs]; ok {
-		return b, nil
-	}
-	tmp, err := os.MkdirTemp("", "sluice-gowasm-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(tmp)
-	out := filepath.Join(tmp, "op.wasm")
-	if err := Build(context.Background(), abs, out); err != nil {
-		return nil, err
-	}
-	b, err := os.ReadFile(out)
-	if err != nil {
-		return nil, err
-	}
-	cache[abs] = b
-	return b, nil
-}
+func BuildBytes(dir string) ([]byte, error) { return builds.Bytes(dir, Build) }

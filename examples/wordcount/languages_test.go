@@ -13,19 +13,35 @@ import (
 
 	"github.com/sluice-io/sluice/internal/cwasm"
 	"github.com/sluice-io/sluice/internal/gowasm"
+	"github.com/sluice-io/sluice/internal/rustwasm"
 	sluice "github.com/sluice-io/sluice/sdk/go"
 	"github.com/sluice-io/sluice/sdk/go/sdktest"
 )
 
-// pair runs the Go and the C build of one operator side by side.
-type pair struct {
-	goOp, cOp *sdktest.Host
+// language is one of the SDKs whose word count must behave exactly as the
+// Go one.
+type language struct {
+	name    string // and the example's directory
+	require func(testing.TB)
+	build   func(dir string) ([]byte, error)
 }
 
-func startPair(t *testing.T, op string, cfg sdktest.Config) pair {
+var otherLanguages = []language{
+	{"c", cwasm.RequireToolchain, cwasm.BuildBytes},
+	{"rust", rustwasm.RequireToolchain, rustwasm.BuildBytes},
+}
+
+// pair runs the Go build and another language's build of one operator
+// side by side.
+type pair struct {
+	lang      string
+	goOp, cOp *sdktest.Host // cOp: the other language's
+}
+
+func startPair(t *testing.T, lang language, op string, cfg sdktest.Config) pair {
 	t.Helper()
 	ctx := context.Background()
-	cWasm, err := cwasm.BuildBytes("c/" + op)
+	cWasm, err := lang.build(lang.name + "/" + op)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +55,7 @@ func startPair(t *testing.T, op string, cfg sdktest.Config) pair {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cOp.Close() })
-	return pair{goOp, cOp}
+	return pair{lang.name, goOp, cOp}
 }
 
 func formatOutputs(outs []sdktest.Output) string {
@@ -69,27 +85,33 @@ func (p pair) process(t *testing.T, what string, in []sluice.Record) ([]sdktest.
 	case goErr == nil && cErr == nil:
 	case errors.As(goErr, &goRE) && errors.As(cErr, &cRE):
 		if goRE.Index != cRE.Index {
-			t.Fatalf("%s: Go failed record %d (%s), C record %d (%s)", what, goRE.Index, goRE.Message, cRE.Index, cRE.Message)
+			t.Fatalf("%s: Go failed record %d (%s), %s record %d (%s)", what, goRE.Index, goRE.Message, p.lang, cRE.Index, cRE.Message)
 		}
 		return nil, goErr
 	default:
-		t.Fatalf("%s: Go: %v; C: %v (C stdio %q)", what, goErr, cErr, p.cOp.Stdio())
+		t.Fatalf("%s: Go: %v; %s: %v (its stdio %q)", what, goErr, p.lang, cErr, p.cOp.Stdio())
 	}
 	if g, c := formatOutputs(goOuts), formatOutputs(cOuts); g != c {
-		t.Fatalf("%s: outputs differ\nGo:\n%s\nC:\n%s", what, g, c)
+		t.Fatalf("%s: outputs differ\nGo:\n%s\n%s:\n%s", what, g, p.lang, c)
 	}
 	return goOuts, nil
 }
 
-// The C operators give the Go operators' outputs, batch by batch, on a
-// generated text (every kind of whitespace, non-ASCII bytes, null and empty
-// values and keys, batches of varying sizes and timestamps), and leave the
-// same counts in the store; each makes one emit call per batch with
-// outputs, as the Go SDK.
-func TestCOperatorsMatchGo(t *testing.T) {
-	cwasm.RequireToolchain(t)
-	split := startPair(t, "split", sdktest.Config{})
-	count := startPair(t, "count", sdktest.Config{Stores: []string{"counts"}})
+// The C and Rust operators give the Go operators' outputs, batch by batch,
+// on a generated text (every kind of whitespace, non-ASCII bytes, null and
+// empty values and keys, batches of varying sizes and timestamps), and
+// leave the same counts in the store; each makes one emit call per batch
+// with outputs, as the Go SDK.
+func TestOperatorsMatchGo(t *testing.T) {
+	for _, lang := range otherLanguages {
+		t.Run(lang.name, func(t *testing.T) { operatorsMatchGo(t, lang) })
+	}
+}
+
+func operatorsMatchGo(t *testing.T, lang language) {
+	lang.require(t)
+	split := startPair(t, lang, "split", sdktest.Config{})
+	count := startPair(t, lang, "count", sdktest.Config{Stores: []string{"counts"}})
 
 	sentences := text(8_000)
 	rng := rand.New(rand.NewPCG(3, 4))
@@ -133,27 +155,33 @@ func TestCOperatorsMatchGo(t *testing.T) {
 	}
 	for _, p := range []pair{split, count} {
 		if g, c := p.goOp.EmitCalls(), p.cOp.EmitCalls(); g != c || c > batches {
-			t.Errorf("emit calls: Go %d, C %d, over %d batches", g, c, batches)
+			t.Errorf("emit calls: Go %d, %s %d, over %d batches", g, lang.name, c, batches)
 		}
 	}
 	g, c := count.goOp.State("counts"), count.cOp.State("counts")
 	if len(g) == 0 || fmt.Sprint(g) != fmt.Sprint(c) {
-		t.Errorf("counts store differs: Go %d entries, C %d", len(g), len(c))
+		t.Errorf("counts store differs: Go %d entries, %s %d", len(g), lang.name, len(c))
 	}
 }
 
 // A stored count that is not a decimal integer fails the record of the
 // word's first appearance in the batch, in both; counts at the edges of
 // int64 wrap the same way.
-func TestCCountStoredValues(t *testing.T) {
-	cwasm.RequireToolchain(t)
+func TestCountStoredValues(t *testing.T) {
+	for _, lang := range otherLanguages {
+		t.Run(lang.name, func(t *testing.T) { countStoredValues(t, lang) })
+	}
+}
+
+func countStoredValues(t *testing.T, lang language) {
+	lang.require(t)
 	word := func(w string) sluice.Record { return sluice.Record{Key: []byte(w), Value: []byte(w)} }
 	for _, v := range []string{"x", "", "-", "+1", "1 ", " 1", "12a", "0x10", "1.5",
 		"99999999999999999999", "9223372036854775808", "-9223372036854775809", strings.Repeat("1", 40),
 		"0", "007", "-0", "41", "-5", "9223372036854775807", "-9223372036854775808", "1234567890123456789"} {
 		// A fresh pair per value: the Go SDK caches what it read, and only
 		// the operator is supposed to write its store.
-		count := startPair(t, "count", sdktest.Config{Stores: []string{"counts"}})
+		count := startPair(t, lang, "count", sdktest.Config{Stores: []string{"counts"}})
 		count.goOp.SetState("counts", "v", v)
 		count.cOp.SetState("counts", "v", v)
 		outs, err := count.process(t, fmt.Sprintf("stored %q", v), []sluice.Record{word("a"), word("b"), word("v"), word("a"), word("v")})
@@ -165,11 +193,11 @@ func TestCCountStoredValues(t *testing.T) {
 			t.Errorf("stored %q: %d outputs", v, len(outs))
 		}
 		if fmt.Sprint(count.goOp.State("counts")) != fmt.Sprint(count.cOp.State("counts")) {
-			t.Errorf("stored %q: Go state %v, C state %v", v, count.goOp.State("counts"), count.cOp.State("counts"))
+			t.Errorf("stored %q: Go state %v, %s state %v", v, count.goOp.State("counts"), lang.name, count.cOp.State("counts"))
 		}
 	}
 	// The corrupt-count case of go/count's tests.
-	count := startPair(t, "count", sdktest.Config{Stores: []string{"counts"}})
+	count := startPair(t, lang, "count", sdktest.Config{Stores: []string{"counts"}})
 	count.goOp.SetState("counts", "bad", "x")
 	count.cOp.SetState("counts", "bad", "x")
 	_, err := count.process(t, "corrupt", []sluice.Record{word("new"), word("bad")})
@@ -178,7 +206,7 @@ func TestCCountStoredValues(t *testing.T) {
 		t.Fatalf("err = %v, want record 1 failed", err)
 	}
 	if _, ok := count.cOp.State("counts")["new"]; ok {
-		t.Error(`C: "new" was counted in a failed batch`)
+		t.Errorf(`%s: "new" was counted in a failed batch`, lang.name)
 	}
 	if !bytes.Contains([]byte(fmt.Sprint(err)), []byte("not a decimal integer")) {
 		t.Errorf("Go error %v", err)
