@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sluice-io/sluice/broker"
+	"github.com/sluice-io/sluice/internal/atomicfile"
 )
 
 // Versions, hot swap, rollback and delete: what happens to a job after its
@@ -306,7 +307,7 @@ func (m *Manager) writeHistory(name string, h history) error {
 	if err := os.MkdirAll(filepath.Join(m.dir, name), 0o755); err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(m.dir, name, "history.json"), data)
+	return atomicfile.Write(filepath.Join(m.dir, name, "history.json"), data)
 }
 
 // pruneModules deletes the module files of versions too old to roll back

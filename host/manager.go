@@ -46,6 +46,7 @@ import (
 	"github.com/sluice-io/sluice/broker"
 	"github.com/sluice-io/sluice/broker/group"
 	"github.com/sluice-io/sluice/broker/storage"
+	"github.com/sluice-io/sluice/internal/atomicfile"
 	"github.com/sluice-io/sluice/plugins"
 )
 
@@ -420,7 +421,7 @@ func (m *Manager) persist(j *job, module []byte) error {
 		return fmt.Errorf("host: %w", err)
 	}
 	if module != nil {
-		if err := writeFileAtomic(filepath.Join(dir, moduleFile(j.sha)), module); err != nil {
+		if err := atomicfile.Write(filepath.Join(dir, moduleFile(j.sha)), module); err != nil {
 			return fmt.Errorf("host: saving module: %w", err)
 		}
 	}
@@ -428,37 +429,8 @@ func (m *Manager) persist(j *job, module []byte) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(filepath.Join(dir, "job.json"), data); err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, "job.json"), data); err != nil {
 		return fmt.Errorf("host: saving job: %w", err)
-	}
-	return nil
-}
-
-// writeFileAtomic writes data to a temporary file, fsyncs it and renames
-// it over path, so a crash leaves the old file or the new one.
-func writeFileAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		d.Sync()
-		d.Close()
 	}
 	return nil
 }
