@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -35,6 +36,7 @@ type pipelineOptions struct {
 	timeout    time.Duration
 	cpuProfile string
 	vocabulary int
+	lang       string
 }
 
 func newBenchPipelineCmd() *cobra.Command {
@@ -82,6 +84,7 @@ each stage had taken in all its input.`,
 	f.StringVar(&o.caseName, "case", "all", "passthrough, wordcount or all")
 	f.Int64Var(&o.records, "records", 2_000_000, "records for passthrough; words (approximately) for wordcount")
 	f.IntVar(&o.recordSize, "record-size", 100, "bytes of value per passthrough record")
+	f.StringVar(&o.lang, "lang", "go", "language of the word count operators: go, c, rust, as or all (examples/wordcount/LANG; pass-through is Go only)")
 	f.IntVar(&o.vocabulary, "vocabulary", 0, "distinct words of the wordcount text (Zipf-distributed made-up words); 0 uses the demo's word list")
 	f.Int32Var(&o.partitions, "partitions", 4, "partitions of the input topics (so tasks per job)")
 	f.StringVar(&o.flush, "flush", "sync", "the node's flush policy: sync, interval or os")
@@ -102,6 +105,8 @@ func (o *pipelineOptions) validate() error {
 		return fmt.Errorf("--records %d: must be positive", o.records)
 	case o.recordSize < 0:
 		return fmt.Errorf("--record-size %d: must not be negative", o.recordSize)
+	case !slices.Contains([]string{"go", "c", "rust", "as", "all"}, o.lang):
+		return fmt.Errorf("--lang %q: want go, c, rust, as or all", o.lang)
 	case o.vocabulary < 0 || o.vocabulary == 1:
 		return fmt.Errorf("--vocabulary %d: must be 0 (the demo's words) or at least 2", o.vocabulary)
 	case o.partitions <= 0 || o.partitions > broker.MaxPartitions:
@@ -145,11 +150,17 @@ func runPipelineBench(ctx context.Context, w io.Writer, o *pipelineOptions) erro
 		results = append(results, r)
 	}
 	if o.caseName == "wordcount" || o.caseName == "all" {
-		r, err := o.wordcount(ctx, w)
-		if err != nil {
-			return fmt.Errorf("wordcount: %w", err)
+		langs := []string{o.lang}
+		if o.lang == "all" {
+			langs = []string{"go", "c", "rust", "as"}
 		}
-		results = append(results, r)
+		for _, lang := range langs {
+			r, err := o.wordcount(ctx, w, lang)
+			if err != nil {
+				return fmt.Errorf("%s: %w", r.name, err)
+			}
+			results = append(results, r)
+		}
 	}
 	fmt.Fprintln(w)
 	writePipelineTable(w, results)
@@ -179,13 +190,13 @@ func (o *pipelineOptions) benchNode(ctx context.Context) (*processingNode, func(
 
 // deployStopped builds, deploys (compiling and initializing the module)
 // and stops a job, so that starting it later times only processing.
-func deployStopped(ctx context.Context, w io.Writer, n *processingNode, dir, file string) (host.JobSpec, error) {
+func deployStopped(ctx context.Context, w io.Writer, n *processingNode, dir, file, lang string) (host.JobSpec, error) {
 	tmp, err := os.MkdirTemp("", "sluice-bench-build-")
 	if err != nil {
 		return host.JobSpec{}, err
 	}
 	defer os.RemoveAll(tmp)
-	job, err := loadExampleJob(ctx, w, dir, file, tmp)
+	job, err := loadExampleJobIn(ctx, w, dir, file, tmp, lang)
 	if err != nil {
 		return host.JobSpec{}, err
 	}
@@ -222,7 +233,7 @@ func (o *pipelineOptions) passthrough(ctx context.Context, w io.Writer) (pipelin
 	if err := n.createTopic(in, o.partitions); err != nil {
 		return res, err
 	}
-	if spec, err = deployStopped(ctx, w, n, dir, "passthrough.yaml"); err != nil {
+	if spec, err = deployStopped(ctx, w, n, dir, "passthrough.yaml", "go"); err != nil {
 		return res, err
 	}
 
@@ -243,8 +254,13 @@ func (o *pipelineOptions) passthrough(ctx context.Context, w io.Writer) (pipelin
 	return res, err
 }
 
-func (o *pipelineOptions) wordcount(ctx context.Context, w io.Writer) (pipelineResult, error) {
+// wordcount runs the word count pair built from examples/wordcount/LANG
+// (the case is named wordcount-LANG, or wordcount for Go).
+func (o *pipelineOptions) wordcount(ctx context.Context, w io.Writer, lang string) (pipelineResult, error) {
 	res := pipelineResult{name: "wordcount", unit: "words"}
+	if lang != "go" {
+		res.name += "-" + lang
+	}
 	dir, err := findExample("wordcount")
 	if err != nil {
 		return res, err
@@ -257,11 +273,11 @@ func (o *pipelineOptions) wordcount(ctx context.Context, w io.Writer) (pipelineR
 	if err := n.createTopic(sentencesTopic, o.partitions); err != nil {
 		return res, err
 	}
-	split, err := deployStopped(ctx, w, n, dir, "split.yaml")
+	split, err := deployStopped(ctx, w, n, dir, "split.yaml", lang)
 	if err != nil {
 		return res, err
 	}
-	count, err := deployStopped(ctx, w, n, dir, "count.yaml")
+	count, err := deployStopped(ctx, w, n, dir, "count.yaml", lang)
 	if err != nil {
 		return res, err
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sluice-io/sluice/internal/aswasm"
 	"github.com/sluice-io/sluice/internal/cwasm"
 	"github.com/sluice-io/sluice/internal/gowasm"
 	"github.com/sluice-io/sluice/internal/rustwasm"
@@ -52,11 +53,21 @@ can name. The language is detected from DIR's contents:
       needs the wasm32-wasi standard library; on Debian and Ubuntu:
       apt-get install rustc libstd-rust-dev-wasm32
 
-AssemblyScript is recognized but not supported by this command yet. The output defaults to DIR/<name of DIR>.wasm; the command prints its path,
+  AssemblyScript: an asconfig.json (or a package.json) in DIR; the operator
+      is DIR/assembly/index.ts (or DIR/index.ts), written against the
+      AssemblyScript SDK (sdk/assemblyscript, found like C's). Built by asc
+      with -O3 --runtime incremental and the SDK's abort (the module imports
+      only sluice_v1), run in DIR so that the module holds only relative
+      paths (reproducible). Needs node on PATH and the asc pinned by
+      sdk/assemblyscript/package.json ($SLUICE_ASC overrides it); install
+      it from the repository with: npm install --prefix sdk/assemblyscript
+
+The output defaults to DIR/<name of DIR>.wasm; the command prints its path,
 size and SHA-256 (the same digest 'sluice job status' shows as the module's).`,
 		Example: `  sluice build examples/wordcount/go/split
   sluice build examples/wordcount/c/split
   sluice build examples/wordcount/rust/split
+  sluice build examples/wordcount/as/split
   sluice build ./myop -o /tmp/myop.wasm`,
 		Args: exactArgs("DIR"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -111,8 +122,12 @@ func buildOperator(ctx context.Context, dir, out string) (builtModule, error) {
 		if err := rustwasm.Build(ctx, dir, out); err != nil {
 			return builtModule{}, err
 		}
+	case "AssemblyScript":
+		if err := aswasm.Build(ctx, dir, out); err != nil {
+			return builtModule{}, err
+		}
 	default:
-		return builtModule{}, fmt.Errorf("%s: %s operators are not supported yet (issue: Operators from any language); only Go, C and Rust can be built today", dir, lang)
+		return builtModule{}, fmt.Errorf("%s: %s operators are not supported yet (issue: Operators from any language); only Go, C, Rust and AssemblyScript can be built today", dir, lang)
 	}
 	data, err := os.ReadFile(out)
 	if err != nil {
@@ -124,7 +139,8 @@ func buildOperator(ctx context.Context, dir, out string) (builtModule, error) {
 
 // detectLanguage says which toolchain builds dir: "go" for a main package
 // inside a Go module, "C" for .c files (cwasm.Build checks that they use
-// the C SDK), "Rust" for a Cargo.toml (built by rustwasm.Build), or the
+// the C SDK), "Rust" for a Cargo.toml (built by rustwasm.Build),
+// "AssemblyScript" for an asconfig.json or package.json (aswasm.Build), or the
 // name of a language sluice recognizes but cannot build yet. A directory
 // with nothing recognizable is an error listing what was looked for.
 func detectLanguage(dir string) (string, error) {
@@ -157,6 +173,9 @@ func detectLanguage(dir string) (string, error) {
 	}
 	if cs, _ := filepath.Glob(filepath.Join(dir, "*.c")); len(cs) > 0 {
 		return "C", nil
+	}
+	if zs, _ := filepath.Glob(filepath.Join(dir, "*.zig")); len(zs) > 0 {
+		return "Zig", nil // recognized, not buildable yet
 	}
 	return "", fmt.Errorf("%s: no operator source found (looked for *.go with package main in a Go module, Cargo.toml, *.c, asconfig.json or package.json)", dir)
 }

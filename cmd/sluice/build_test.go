@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sluice-io/sluice/internal/aswasm"
 	"github.com/sluice-io/sluice/internal/cwasm"
 	"github.com/sluice-io/sluice/internal/rustwasm"
 	"github.com/sluice-io/sluice/internal/testguests"
@@ -73,10 +74,10 @@ func TestDetectLanguage(t *testing.T) {
 // Languages sluice recognizes but cannot build fail with a message that
 // points at the issue, from the command line.
 func TestBuildUnsupportedLanguage(t *testing.T) {
-	dir := writeFiles(t, map[string]string{"asconfig.json": "{}"})
+	dir := writeFiles(t, map[string]string{"main.zig": "pub fn main() void {}\n"})
 	r := sluice(t, "", "build", dir)
-	if r.code != 1 || !strings.Contains(r.stderr, "AssemblyScript operators are not supported yet (issue: Operators from any language)") {
-		t.Fatalf("sluice build on an AssemblyScript project: %s", r)
+	if r.code != 1 || !strings.Contains(r.stderr, "Zig operators are not supported yet (issue: Operators from any language)") {
+		t.Fatalf("sluice build on a Zig project: %s", r)
 	}
 	r = sluice(t, "", "build", t.TempDir())
 	if r.code != 1 || !strings.Contains(r.stderr, "no operator source found") {
@@ -286,5 +287,67 @@ func TestBuildRustWithoutToolchain(t *testing.T) {
 	r := sluiceEnv(t, []string{"SLUICE_RUSTC=/nonexistent/rustc"}, "", "build", dir)
 	if r.code != 1 || !strings.Contains(r.stderr, rustwasm.InstallHint) || !strings.Contains(r.stderr, "rustc") {
 		t.Fatalf("sluice build of Rust without rustc: %s", r)
+	}
+}
+
+// The AssemblyScript word count operators build from the command line,
+// twice to the same bytes (no absolute paths in the module), and the
+// modules pass the runtime's ABI validation.
+func TestBuildAssemblyScriptOperator(t *testing.T) {
+	aswasm.RequireToolchain(t)
+	ctx := context.Background()
+	rt, err := wazero.New(ctx, wazero.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close(ctx)
+	for _, op := range []string{"split", "count"} {
+		dir := filepath.Join("..", "..", "examples", "wordcount", "as", op)
+		tmp := t.TempDir()
+		var mods [][]byte
+		for _, name := range []string{"a.wasm", "b/" + op + ".wasm"} {
+			out := filepath.Join(tmp, name)
+			if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			r := sluice(t, "", "build", dir, "-o", out)
+			if r.code != 0 {
+				t.Fatalf("sluice build %s: %s", dir, r)
+			}
+			data, err := os.ReadFile(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sum := sha256.Sum256(data)
+			if want := "sha256:" + hex.EncodeToString(sum[:]); !strings.Contains(r.stdout, want) {
+				t.Errorf("output %q does not name the digest %s", r.stdout, want)
+			}
+			mods = append(mods, data)
+		}
+		if !bytes.Equal(mods[0], mods[1]) {
+			t.Errorf("two builds of %s differ (%d and %d bytes)", dir, len(mods[0]), len(mods[1]))
+		}
+		absDir, err := filepath.Abs(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range [][]byte{[]byte(tmp), []byte(absDir), []byte("sluice-aswasm")} {
+			if bytes.Contains(mods[0], p) {
+				t.Errorf("the module contains the path %q", p)
+			}
+		}
+		if _, err := rt.Compile(ctx, mods[0]); err != nil {
+			t.Fatalf("the AssemblyScript module %s fails ABI validation: %v", op, err)
+		}
+	}
+}
+
+// Without asc (here: SLUICE_ASC names a missing file) building
+// AssemblyScript fails with a message that says how to install it.
+func TestBuildAssemblyScriptWithoutToolchain(t *testing.T) {
+	dir := writeFiles(t, map[string]string{"asconfig.json": "{}", "assembly/index.ts": "export function f(): void {}\n"})
+	r := sluiceEnv(t, []string{"SLUICE_ASC=/nonexistent/asc"}, "", "build", dir)
+	if r.code != 1 || !strings.Contains(r.stderr, aswasm.InstallHint) || !strings.Contains(r.stderr, "asc") {
+		t.Fatalf("sluice build of AssemblyScript without asc: %s", r)
 	}
 }

@@ -111,6 +111,13 @@ type demoJob struct {
 // directory or else the directory of its module, where 'sluice build'
 // would have written it.
 func loadExampleJob(ctx context.Context, w io.Writer, dir, file, tmp string) (demoJob, error) {
+	return loadExampleJobIn(ctx, w, dir, file, tmp, "go")
+}
+
+// loadExampleJobIn is loadExampleJob with the operator built from the
+// example's version in another language: examples/wordcount/go/split
+// becomes examples/wordcount/LANG/split.
+func loadExampleJobIn(ctx context.Context, w io.Writer, dir, file, tmp, lang string) (demoJob, error) {
 	spec, err := host.LoadJobFile(filepath.Join(dir, file))
 	if err != nil {
 		return demoJob{}, err
@@ -118,6 +125,9 @@ func loadExampleJob(ctx context.Context, w io.Writer, dir, file, tmp string) (de
 	src := spec.Source
 	if src == "" {
 		src = filepath.Dir(spec.Module)
+	}
+	if lang != "go" {
+		src = filepath.Join(dir, lang, filepath.Base(src))
 	}
 	start := time.Now()
 	m, err := buildOperator(ctx, src, filepath.Join(tmp, spec.Name+".wasm"))

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/sluice-io/sluice/abi"
+	"github.com/sluice-io/sluice/internal/aswasm"
 	"github.com/sluice-io/sluice/internal/cwasm"
 	"github.com/sluice-io/sluice/internal/gowasm"
 	"github.com/sluice-io/sluice/internal/rustwasm"
@@ -17,13 +18,13 @@ import (
 	"github.com/sluice-io/sluice/plugins/wazero"
 )
 
-// BenchmarkOperators runs split and count, built from Go, C and Rust, in the
+// BenchmarkOperators runs split and count, built from Go, C, Rust and AssemblyScript, in the
 // wazero runtime against a host that keeps state in a map, on batches like
 // the demo's: the guest's cost per word in each language.
 //
 //	go test -run XXX -bench Operators ./examples/wordcount
 func BenchmarkOperators(b *testing.B) {
-	builds := map[string]func(dir string) ([]byte, error){"go": gowasm.BuildBytes, "c": cwasm.BuildBytes, "rust": rustwasm.BuildBytes}
+	builds := map[string]func(dir string) ([]byte, error){"go": gowasm.BuildBytes, "c": cwasm.BuildBytes, "rust": rustwasm.BuildBytes, "as": aswasm.BuildBytes}
 	sentences := make([]abi.Record, 500)
 	for i := range sentences {
 		sentences[i] = abi.Record{Offset: int64(i), Timestamp: 1,
@@ -34,7 +35,7 @@ func BenchmarkOperators(b *testing.B) {
 		w := fmt.Appendf(nil, "word%d", (i*7919)%293)
 		words[i] = abi.Record{Offset: int64(i), Timestamp: 1, Key: w, Value: w}
 	}
-	for _, lang := range []string{"go", "c", "rust"} {
+	for _, lang := range []string{"go", "c", "rust", "as"} {
 		for _, op := range []struct {
 			name  string
 			batch []abi.Record
@@ -46,6 +47,8 @@ func BenchmarkOperators(b *testing.B) {
 					cwasm.RequireToolchain(b)
 				case "rust":
 					rustwasm.RequireToolchain(b)
+				case "as":
+					aswasm.RequireToolchain(b)
 				}
 				wasm, err := builds[lang](filepath.Join(lang, op.name))
 				if err != nil {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sluice-io/sluice/internal/aswasm"
 	"github.com/sluice-io/sluice/internal/cwasm"
 	"github.com/sluice-io/sluice/internal/gowasm"
 	"github.com/sluice-io/sluice/internal/rustwasm"
@@ -29,6 +30,7 @@ type language struct {
 var otherLanguages = []language{
 	{"c", cwasm.RequireToolchain, cwasm.BuildBytes},
 	{"rust", rustwasm.RequireToolchain, rustwasm.BuildBytes},
+	{"as", aswasm.RequireToolchain, aswasm.BuildBytes},
 }
 
 // pair runs the Go build and another language's build of one operator
