@@ -109,6 +109,11 @@ func buildOperator(ctx context.Context, dir, out string) (builtModule, error) {
 		}
 		out = filepath.Join(dir, filepath.Base(abs)+".wasm")
 	}
+	// Every language's build writes to out; its directory may be new (a
+	// job file's module: path, say).
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return builtModule{}, err
+	}
 	switch lang {
 	case "go":
 		if err := gowasm.Build(ctx, dir, out); err != nil {

@@ -58,10 +58,15 @@ func must(t *testing.T) func(string, error) string {
 	}
 }
 
-// deployWordCount builds the example's operators with `sluice build` next
-// to copies of its job files (so the checkout gets no .wasm files), creates
-// the sentences topic and deploys both jobs with `sluice job deploy`.
-func deployWordCount(t *testing.T, node *testnode.Node) {
+// deployWordCount builds the example's Go operators with `sluice build`
+// next to copies of its job files (so the checkout gets no .wasm files),
+// creates the sentences topic and deploys both jobs with `sluice job
+// deploy`.
+func deployWordCount(t *testing.T, node *testnode.Node) { deployWordCountIn(t, node, "go") }
+
+// deployWordCountIn is deployWordCount with the operators of
+// examples/wordcount/LANG.
+func deployWordCountIn(t *testing.T, node *testnode.Node, lang string) {
 	t.Helper()
 	src := filepath.Join(repoRoot(), "examples", "wordcount")
 	dir := t.TempDir()
@@ -78,7 +83,7 @@ func deployWordCount(t *testing.T, node *testnode.Node) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		out := cli(t, "build", filepath.Join(src, "go", job), "-o", spec.Module)
+		out := cli(t, "build", filepath.Join(src, lang, job), "-o", spec.Module)
 		if !strings.Contains(out, "sha256:") {
 			t.Fatalf("sluice build printed %q", out)
 		}

@@ -9,6 +9,9 @@ import (
 
 	sluicehost "github.com/sluice-io/sluice/host"
 	"github.com/sluice-io/sluice/host/admin"
+	"github.com/sluice-io/sluice/internal/aswasm"
+	"github.com/sluice-io/sluice/internal/cwasm"
+	"github.com/sluice-io/sluice/internal/rustwasm"
 	"github.com/sluice-io/sluice/internal/testnode"
 )
 
@@ -73,6 +76,28 @@ func TestWordCountWithCLI(t *testing.T) {
 	}
 	if in := recordsIn(st); in < total(truth) || (in > total(truth) && restarts == 0) {
 		t.Errorf("count took in %d records with %d restarts, want %d (one per word)", in, restarts, total(truth))
+	}
+}
+
+// The word count built from each other SDK's operators (examples/wordcount/
+// c, rust, as) counts a text exactly, through `sluice build` and `sluice job
+// deploy` against a real node, as the Go one does above.
+func TestWordCountInEveryLanguage(t *testing.T) {
+	for _, lang := range []struct {
+		name    string
+		require func(testing.TB)
+	}{{"c", cwasm.RequireToolchain}, {"rust", rustwasm.RequireToolchain}, {"as", aswasm.RequireToolchain}} {
+		t.Run(lang.name, func(t *testing.T) {
+			lang.require(t)
+			node := testnode.Start(t, t.TempDir())
+			deployWordCountIn(t, node, lang.name)
+			truth := map[string]int64{}
+			produce(t, node.Addr, makeText(newTextGen(2), 3000, truth))
+			waitFor(t, 3*time.Minute, "counted", func() bool {
+				got := readCounts(t, node.Addr)
+				return len(got) == len(truth) && diff(got, truth) == ""
+			})
+		})
 	}
 }
 

@@ -217,7 +217,9 @@ func missingPiece(out string) string {
 	switch {
 	case strings.Contains(out, "libclang_rt.builtins-wasm32"):
 		return "the wasm32 compiler-rt builtins"
-	case strings.Contains(out, "wasm-ld") && (strings.Contains(out, "not found") || strings.Contains(out, "No such file")):
+	case strings.Contains(out, `Executable "wasm-ld`): // `Executable "wasm-ld-14" doesn't exist!`
+		// clang's words when it cannot run the linker (not wasm-ld's own
+		// errors, such as an output file it cannot create).
 		return "wasm-ld (from lld)"
 	case strings.Contains(out, "unable to find library -lc"), strings.Contains(out, "crt1-reactor.o"),
 		strings.Contains(out, "'stdlib.h' file not found"), strings.Contains(out, "'stdint.h' file not found"),
