@@ -62,11 +62,21 @@ func must(t *testing.T) func(string, error) string {
 // next to copies of its job files (so the checkout gets no .wasm files),
 // creates the sentences topic and deploys both jobs with `sluice job
 // deploy`.
-func deployWordCount(t *testing.T, node *testnode.Node) { deployWordCountIn(t, node, "go") }
+func deployWordCount(t *testing.T, node *testnode.Node) { deployWordCountIn(t, node, "go", "") }
 
 // deployWordCountIn is deployWordCount with the operators of
-// examples/wordcount/LANG.
-func deployWordCountIn(t *testing.T, node *testnode.Node, lang string) {
+// examples/wordcount/LANG and extra appended to both job files.
+func deployWordCountIn(t *testing.T, node *testnode.Node, lang, extra string) {
+	t.Helper()
+	dir := buildWordCount(t, lang, extra)
+	must(t)(node.Run("", "topic", "create", sentences, "--partitions", strconv.Itoa(partitions)))
+	deployWordCountJobs(t, node, dir)
+}
+
+// buildWordCount writes the example's job files, with extra appended, to a
+// temporary directory, builds their operators from examples/wordcount/LANG
+// where the files expect the modules, and returns the directory.
+func buildWordCount(t *testing.T, lang, extra string) string {
 	t.Helper()
 	src := filepath.Join(repoRoot(), "examples", "wordcount")
 	dir := t.TempDir()
@@ -76,7 +86,7 @@ func deployWordCountIn(t *testing.T, node *testnode.Node, lang string) {
 			t.Fatal(err)
 		}
 		file := filepath.Join(dir, job+".yaml")
-		if err := os.WriteFile(file, yaml, 0o644); err != nil {
+		if err := os.WriteFile(file, append(yaml, extra...), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		spec, err := sluicehost.LoadJobFile(file)
@@ -88,7 +98,12 @@ func deployWordCountIn(t *testing.T, node *testnode.Node, lang string) {
 			t.Fatalf("sluice build printed %q", out)
 		}
 	}
-	must(t)(node.Run("", "topic", "create", sentences, "--partitions", strconv.Itoa(partitions)))
+	return dir
+}
+
+// deployWordCountJobs deploys the job files buildWordCount wrote.
+func deployWordCountJobs(t *testing.T, node *testnode.Node, dir string) {
+	t.Helper()
 	for _, job := range []string{"split", "count"} {
 		out := must(t)(node.RunAdmin("", "job", "deploy", filepath.Join(dir, job+".yaml")))
 		if !strings.Contains(out, fmt.Sprintf("deployed %s: %d tasks", job, partitions)) {

@@ -2,7 +2,9 @@ package host
 
 import (
 	"fmt"
+	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -90,7 +92,7 @@ func TestWordCountInEveryLanguage(t *testing.T) {
 		t.Run(lang.name, func(t *testing.T) {
 			lang.require(t)
 			node := testnode.Start(t, t.TempDir())
-			deployWordCountIn(t, node, lang.name)
+			deployWordCountIn(t, node, lang.name, "")
 			truth := map[string]int64{}
 			produce(t, node.Addr, makeText(newTextGen(2), 3000, truth))
 			waitFor(t, 3*time.Minute, "counted", func() bool {
@@ -140,14 +142,26 @@ func recordsIn(st sluicehost.JobStatus) int64 {
 // excesses are zero (TestWordCountWithCLI).
 func TestWordCountSurvivesKillNine(t *testing.T) {
 	node := testnode.Start(t, t.TempDir())
-	deployWordCount(t, node)
 	jobs := admin.NewClient(node.Admin, nil)
 
+	// The first text is written before the jobs start, so that both start
+	// at 0 and the kill below lands mid-stream for both: the pipeline would
+	// otherwise keep up with the producer and be near the end of the text
+	// by the time it is all written. count is deployed first (on a words
+	// topic made for it), so that split is not done before count starts.
+	// Small batches make the positions move in small steps.
+	dir := buildWordCount(t, "go", "limits:\n  max-batch-bytes: 16KiB\n")
+	for _, topic := range []string{sentences, "words"} {
+		must(t)(node.Run("", "topic", "create", topic, "--partitions", strconv.Itoa(partitions)))
+	}
 	truth := map[string]int64{}
 	gen := newTextGen(2)
 	before := makeText(gen, 8000, truth)
 	wordsBefore := total(truth)
 	produce(t, node.Addr, before)
+	for _, job := range []string{"count", "split"} {
+		must(t)(node.RunAdmin("", "job", "deploy", filepath.Join(dir, job+".yaml")))
+	}
 
 	// Kill once count has consumed a part of the words but far from all.
 	var (
