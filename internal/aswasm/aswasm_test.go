@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sluice-io/sluice/internal/sdkcheck"
 	"github.com/sluice-io/sluice/plugins/wazero"
 	sluice "github.com/sluice-io/sluice/sdk/go"
 	"github.com/sluice-io/sluice/sdk/go/sdktest"
@@ -22,35 +23,13 @@ func start(t *testing.T, cfg sdktest.Config) *sdktest.Host {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Stores == nil {
-		cfg.Stores = []string{"s"}
-	}
-	h, err := sdktest.StartWasm(context.Background(), wasm, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
-	return h
+	return sdkcheck.Start(t, wasm, cfg)
 }
 
-func rec(k, v string) sluice.Record { return sluice.Record{Key: []byte(k), Value: []byte(v)} }
-
-func outs(t *testing.T, h *sdktest.Host, in ...sluice.Record) []string {
-	t.Helper()
-	o, err := h.Process(in...)
-	if err != nil {
-		t.Fatalf("process: %v (logs %v)", err, h.Logs())
-	}
-	var s []string
-	for _, x := range o {
-		v := string(x.Value)
-		if x.Value == nil {
-			v = "<null>"
-		}
-		s = append(s, fmt.Sprintf("%d/%d/%d %s=%s", x.Output, x.Partition, x.Timestamp.UnixMilli(), x.Key, v))
-	}
-	return s
-}
+var (
+	rec  = sdkcheck.Rec
+	outs = sdkcheck.Outputs
+)
 
 // The module builds twice to the same bytes, holds no absolute paths,
 // imports nothing but sluice_v1 and passes the runtime's ABI validation.

@@ -4,61 +4,29 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 
 	"github.com/sluice-io/sluice/abi"
+	"github.com/sluice-io/sluice/internal/sdkcheck"
 	sluice "github.com/sluice-io/sluice/sdk/go"
 	"github.com/sluice-io/sluice/sdk/go/sdktest"
 )
 
-func requireToolchain(t *testing.T) {
-	t.Helper()
-	if err := CheckToolchain(context.Background()); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("CI=true and the C toolchain is missing: %v", err)
-		}
-		t.Skipf("no C toolchain: %v", err)
-	}
-}
-
 func start(t *testing.T, cfg sdktest.Config) *sdktest.Host {
 	t.Helper()
-	requireToolchain(t)
+	RequireToolchain(t)
 	wasm, err := BuildBytes("testdata/sdkop")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Stores == nil {
-		cfg.Stores = []string{"s"}
-	}
-	h, err := sdktest.StartWasm(context.Background(), wasm, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
-	return h
+	return sdkcheck.Start(t, wasm, cfg)
 }
 
-func rec(k, v string) sluice.Record { return sluice.Record{Key: []byte(k), Value: []byte(v)} }
-
-func outs(t *testing.T, h *sdktest.Host, in ...sluice.Record) []string {
-	t.Helper()
-	o, err := h.Process(in...)
-	if err != nil {
-		t.Fatalf("process: %v (stdio %q)", err, h.Stdio())
-	}
-	var s []string
-	for _, x := range o {
-		v := string(x.Value)
-		if x.Value == nil {
-			v = "<null>"
-		}
-		s = append(s, fmt.Sprintf("%d/%d/%d %s=%s", x.Output, x.Partition, x.Timestamp.UnixMilli(), x.Key, v))
-	}
-	return s
-}
+var (
+	rec  = sdkcheck.Rec
+	outs = sdkcheck.Outputs
+)
 
 func TestSDKParamsAndInit(t *testing.T) {
 	h := start(t, sdktest.Config{Params: map[string]any{"n": -42, "nested": map[string]any{"name": "no"}, "name": "caf\u00e9 \"q\" \U0001F600"}})
@@ -73,7 +41,7 @@ func TestSDKParamsAndInit(t *testing.T) {
 		t.Errorf("logs %v", l)
 	}
 
-	requireToolchain(t)
+	RequireToolchain(t)
 	wasm, _ := BuildBytes("testdata/sdkop")
 	_, err := sdktest.StartWasm(context.Background(), wasm, sdktest.Config{Stores: []string{"s"}, Params: map[string]any{"fail_init": 1, "why": "because"}})
 	var ie *sdktest.InitError
