@@ -46,7 +46,7 @@ func BenchmarkPassThrough(b *testing.B) {
 		}
 	}
 	// Compile once outside the measurement (the runtime caches it).
-	if _, err := n.m.rt.Compile(context.Background(), wasm); err != nil {
+	if _, err := n.m.compile(context.Background(), DefaultRuntime, wasm); err != nil {
 		b.Fatal(err)
 	}
 	b.SetBytes(100)
@@ -79,7 +79,7 @@ func BenchmarkTaskChunk(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	mod, err := n.m.rt.Compile(context.Background(), testguests.Build("echo"))
+	mod, err := n.m.compile(context.Background(), DefaultRuntime, testguests.Build("echo"))
 	if err != nil {
 		b.Fatal(err)
 	}

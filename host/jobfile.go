@@ -13,6 +13,8 @@ import (
 
 	"github.com/spf13/viper"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/sluice-io/sluice/plugins/runtimes"
 )
 
 // Errors callers branch on. The admin API maps ErrInvalidJob to 400 and
@@ -29,7 +31,7 @@ var (
 
 // Defaults applied by NormalizeSpec.
 const (
-	DefaultRuntime        = "wazero"
+	DefaultRuntime        = runtimes.Default
 	DefaultCommitInterval = time.Second
 	DefaultMaxBatchBytes  = 1 << 20
 	maxJobName            = 200
@@ -227,12 +229,8 @@ func normalize(spec JobSpec, file string) (JobSpec, error) {
 	if spec.Runtime == "" {
 		spec.Runtime = DefaultRuntime
 	}
-	switch spec.Runtime {
-	case "wazero":
-	case "wasmtime":
-		p.add("runtime", "runtime wasmtime is not available in this build")
-	default:
-		p.add("runtime", "%q is not a runtime (use wazero)", spec.Runtime)
+	if err := runtimes.Check(spec.Runtime); err != nil {
+		p.add("runtime", "%v", err)
 	}
 	if len(spec.Inputs) == 0 {
 		p.add("inputs", "at least one input topic is needed")

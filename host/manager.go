@@ -59,8 +59,10 @@ type Config struct {
 	Offsets    *group.OffsetStore
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
-	// Runtime overrides the Wasm runtime (default: wazero with its
-	// compilation cache in DataDir/wasm-cache). The Manager closes it.
+	// Runtime, when set, runs the jobs whose runtime has its name instead
+	// of one the Manager opens (the others are opened on first use, with
+	// their compilation caches under DataDir/wasm-cache). The Manager
+	// closes it.
 	Runtime plugins.Runtime
 }
 
@@ -68,9 +70,13 @@ type Config struct {
 type Manager struct {
 	cfg     Config
 	log     *slog.Logger
-	rt      plugins.Runtime
 	metrics *metrics
-	dir     string
+
+	// runtimes holds the Wasm runtimes opened so far, by name; rtMu
+	// guards it.
+	rtMu     sync.Mutex
+	runtimes map[string]plugins.Runtime
+	dir      string
 
 	// deployMu serializes changes to jobs (deploy, stop, start), which
 	// can take a while, without blocking status reads.
@@ -139,17 +145,13 @@ func NewManager(ctx context.Context, cfg Config) (*Manager, error) {
 	if err := os.MkdirAll(m.dir, 0o755); err != nil {
 		return nil, fmt.Errorf("host: %w", err)
 	}
-	m.rt = cfg.Runtime
-	if m.rt == nil {
-		rt, err := newDefaultRuntime(ctx, filepath.Join(cfg.DataDir, "wasm-cache"), cfg.Logger)
-		if err != nil {
-			return nil, fmt.Errorf("host: wasm runtime: %w", err)
-		}
-		m.rt = rt
+	m.runtimes = map[string]plugins.Runtime{}
+	if cfg.Runtime != nil {
+		m.runtimes[cfg.Runtime.Name()] = cfg.Runtime
 	}
 	entries, err := os.ReadDir(m.dir)
 	if err != nil {
-		m.rt.Close(ctx)
+		m.closeRuntimes()
 		return nil, fmt.Errorf("host: %w", err)
 	}
 	for _, e := range entries {
@@ -195,7 +197,7 @@ func (m *Manager) load(ctx context.Context, name string) (*job, error) {
 	j.version = pj.Version
 	wasm, err := os.ReadFile(filepath.Join(dir, moduleFile(pj.ModuleSHA)))
 	if err == nil {
-		j.module, err = m.rt.Compile(ctx, wasm)
+		j.module, err = m.compile(ctx, spec.Runtime, wasm)
 	}
 	if err != nil {
 		j.err = fmt.Sprintf("module: %v", err)
@@ -255,7 +257,7 @@ func (m *Manager) deploy(ctx context.Context, spec JobSpec, module []byte, by st
 	// Everything that can fail without touching the running version
 	// happens first, without the deploy lock: compiling a module takes a
 	// while and must not hold up other jobs' changes (or this one's tasks).
-	mod, err := m.rt.Compile(ctx, module)
+	mod, err := m.compile(ctx, spec.Runtime, module)
 	if err != nil {
 		return JobStatus{}, err
 	}
@@ -702,7 +704,7 @@ func (m *Manager) Close() error {
 	}
 	close(m.samplerStop)
 	<-m.samplerDone
-	return m.rt.Close(context.Background())
+	return m.closeRuntimes()
 }
 
 // sampleRates feeds each task's records/s window once a second.

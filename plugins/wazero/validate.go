@@ -1,113 +1,46 @@
 package wazero
 
 import (
-	"fmt"
-	"slices"
-	"strings"
-
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 
 	"github.com/sluice-io/sluice/abi"
+	"github.com/sluice-io/sluice/plugins/internal/modcheck"
 )
 
 // validate checks a compiled module's imports and exports against ABI v1
-// and returns every problem, each naming the import or export and, for a
-// signature mismatch, what was expected and what was found.
+// (package modcheck, shared with the other runtimes) and returns every
+// problem.
 func (r *Runtime) validate(cm wazero.CompiledModule) []string {
-	var problems []string
-	declaresVersion := false
+	var imports []modcheck.Import
 	for _, f := range cm.ImportedFunctions() {
 		mod, name, _ := f.Import()
-		got := signatureOf(f)
-		switch mod {
-		case abi.Module:
-			want, ok := abi.HostFuncs[name]
-			if !ok {
-				problems = append(problems, fmt.Sprintf("imports %s.%s %s, which ABI v1 does not have (it has: %s)",
-					mod, name, got, strings.Join(knownHostFuncs(), ", ")))
-				continue
-			}
-			if name == abi.FuncCheckVersion {
-				declaresVersion = true
-			}
-			if w := formatSignature(want.Params, want.Results); w != got {
-				problems = append(problems, fmt.Sprintf("imports %s.%s with signature %s, want %s", mod, name, got, w))
-			}
-		case abi.WASIModule:
-			def, ok := r.wasi[name]
-			if !ok {
-				problems = append(problems, fmt.Sprintf("imports %s.%s %s, which the host's WASI preview 1 does not provide", mod, name, got))
-				continue
-			}
-			if w := signatureOf(def); w != got {
-				problems = append(problems, fmt.Sprintf("imports %s.%s with signature %s, want %s", mod, name, got, w))
-			}
-		default:
-			problems = append(problems, fmt.Sprintf("imports %s.%s %s from module %q; operators may import only from %s and %s",
-				mod, name, got, mod, abi.Module, abi.WASIModule))
-		}
+		imports = append(imports, modcheck.Import{Module: mod, Name: name, Kind: modcheck.Func, Sig: signatureOf(f)})
 	}
 	for _, m := range cm.ImportedMemories() {
 		mod, name, _ := m.Import()
-		problems = append(problems, fmt.Sprintf("imports memory %s.%s; an operator must define and export its own memory", mod, name))
+		imports = append(imports, modcheck.Import{Module: mod, Name: name, Kind: modcheck.Memory})
 	}
-	if !declaresVersion {
-		problems = append(problems, fmt.Sprintf("does not import %s.%s () -> (), which declares ABI v1 (was it built for another ABI version, or without a sluice SDK?)",
-			abi.Module, abi.FuncCheckVersion))
+	var exports []modcheck.Export
+	for name, f := range cm.ExportedFunctions() {
+		exports = append(exports, modcheck.Export{Name: name, Kind: modcheck.Func, Sig: signatureOf(f)})
 	}
-
-	exports := cm.ExportedFunctions()
-	for _, name := range sortedKeys(abi.Exports) {
-		want := abi.Exports[name]
-		w := formatSignature(want.Params, want.Results)
-		f, ok := exports[name]
-		if !ok {
-			problems = append(problems, fmt.Sprintf("missing export %s %s", name, w))
-			continue
-		}
-		if got := signatureOf(f); got != w {
-			problems = append(problems, fmt.Sprintf("export %s has signature %s, want %s", name, got, w))
-		}
+	for name := range cm.ExportedMemories() {
+		exports = append(exports, modcheck.Export{Name: name, Kind: modcheck.Memory})
 	}
-	if _, ok := cm.ExportedMemories()[abi.ExportMemory]; !ok {
-		problems = append(problems, fmt.Sprintf("missing export %s (the guest's linear memory)", abi.ExportMemory))
-	}
-	if f, ok := exports[abi.ExportInitialize]; ok {
-		if got := signatureOf(f); got != "() -> ()" {
-			problems = append(problems, fmt.Sprintf("export %s has signature %s, want () -> ()", abi.ExportInitialize, got))
-		}
-	}
-	if _, ok := exports[abi.ExportStart]; ok {
-		problems = append(problems, fmt.Sprintf("exports %s, so it is a WASI command module; build it as a reactor (Go: -buildmode=c-shared, as `sluice build` does)",
-			abi.ExportStart))
-	}
-	return problems
+	return modcheck.Check(imports, exports, r.wasi)
 }
 
-func knownHostFuncs() []string { return sortedKeys(abi.HostFuncs) }
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
+func signatureOf(f api.FunctionDefinition) modcheck.Signature {
+	return modcheck.Signature{Params: abiTypes(f.ParamTypes()), Results: abiTypes(f.ResultTypes())}
 }
 
-func signatureOf(f api.FunctionDefinition) string {
-	return formatValueTypes(f.ParamTypes()) + " -> " + formatValueTypes(f.ResultTypes())
-}
-
-func formatSignature(params, results []abi.ValType) string {
-	return formatValueTypes(valueTypes(params)) + " -> " + formatValueTypes(valueTypes(results))
-}
-
-func formatValueTypes(ts []api.ValueType) string {
-	names := make([]string, len(ts))
+// abiTypes converts wazero value types to abi's; both use the binary
+// format's type codes.
+func abiTypes(ts []api.ValueType) []abi.ValType {
+	out := make([]abi.ValType, len(ts))
 	for i, t := range ts {
-		names[i] = api.ValueTypeName(t)
+		out[i] = abi.ValType(t)
 	}
-	return "(" + strings.Join(names, ", ") + ")"
+	return out
 }

@@ -51,7 +51,8 @@ import (
 
 	"github.com/sluice-io/sluice/abi"
 	"github.com/sluice-io/sluice/plugins"
-	"github.com/sluice-io/sluice/plugins/wazero/internal/meter"
+	"github.com/sluice-io/sluice/plugins/internal/meter"
+	"github.com/sluice-io/sluice/plugins/internal/modcheck"
 )
 
 // Options configure a Runtime.
@@ -71,7 +72,7 @@ type Runtime struct {
 	logger *slog.Logger
 	// wasi holds the signatures of the WASI preview 1 functions the host
 	// provides, to validate a module's WASI imports before linking.
-	wasi map[string]api.FunctionDefinition
+	wasi map[string]modcheck.Signature
 
 	mu      sync.Mutex
 	closed  bool
@@ -142,7 +143,10 @@ func (r *Runtime) instantiateHostModules(ctx context.Context) error {
 	if wasi == nil {
 		return errors.New("WASI preview 1 module missing after instantiation")
 	}
-	r.wasi = wasi.ExportedFunctionDefinitions()
+	r.wasi = map[string]modcheck.Signature{}
+	for name, def := range wasi.ExportedFunctionDefinitions() {
+		r.wasi[name] = signatureOf(def)
+	}
 	b := r.rt.NewHostModuleBuilder(abi.Module)
 	for name, sig := range abi.HostFuncs {
 		fn, ok := hostFuncs[name]
