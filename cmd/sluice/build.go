@@ -49,9 +49,11 @@ can name. The language is detected from DIR's contents:
       wasm32-wasi: the SDK (found like C's, walking up to a sdk/rust) as an
       rlib, then src/lib.rs as a cdylib against it, with -C opt-level=2
       -C codegen-units=1 -C strip=symbols and source paths remapped
-      (reproducible). The rustc is $SLUICE_RUSTC, else /usr/bin/rustc, and
-      needs the wasm32-wasi standard library; on Debian and Ubuntu:
-      apt-get install rustc libstd-rust-dev-wasm32
+      (reproducible). The rustc is $SLUICE_RUSTC, else the first of
+      /usr/bin/rustc and the rustc on PATH that has the wasm32-wasi (or,
+      in Rust 1.78+, wasm32-wasip1) standard library; on Debian and Ubuntu:
+      apt-get install rustc libstd-rust-dev-wasm32; with rustup:
+      rustup target add wasm32-wasip1
 
   AssemblyScript: an asconfig.json (or a package.json) in DIR; the operator
       is DIR/assembly/index.ts (or DIR/index.ts), written against the

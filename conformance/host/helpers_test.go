@@ -1,6 +1,7 @@
 package host
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -62,21 +63,22 @@ func must(t *testing.T) func(string, error) string {
 // next to copies of its job files (so the checkout gets no .wasm files),
 // creates the sentences topic and deploys both jobs with `sluice job
 // deploy`.
-func deployWordCount(t *testing.T, node *testnode.Node) { deployWordCountIn(t, node, "go", "") }
+func deployWordCount(t *testing.T, node *testnode.Node) { deployWordCountIn(t, node, "go", "", "") }
 
 // deployWordCountIn is deployWordCount with the operators of
 // examples/wordcount/LANG and extra appended to both job files.
-func deployWordCountIn(t *testing.T, node *testnode.Node, lang, extra string) {
+func deployWordCountIn(t *testing.T, node *testnode.Node, lang, runtime, extra string) {
 	t.Helper()
-	dir := buildWordCount(t, lang, extra)
+	dir := buildWordCount(t, lang, runtime, extra)
 	must(t)(node.Run("", "topic", "create", sentences, "--partitions", strconv.Itoa(partitions)))
 	deployWordCountJobs(t, node, dir)
 }
 
-// buildWordCount writes the example's job files, with extra appended, to a
-// temporary directory, builds their operators from examples/wordcount/LANG
-// where the files expect the modules, and returns the directory.
-func buildWordCount(t *testing.T, lang, extra string) string {
+// buildWordCount writes the example's job files, with extra appended and
+// their runtime replaced by runtime unless it is "", to a temporary
+// directory, builds their operators from examples/wordcount/LANG where the
+// files expect the modules, and returns the directory.
+func buildWordCount(t *testing.T, lang, runtime, extra string) string {
 	t.Helper()
 	src := filepath.Join(repoRoot(), "examples", "wordcount")
 	dir := t.TempDir()
@@ -84,6 +86,13 @@ func buildWordCount(t *testing.T, lang, extra string) string {
 		yaml, err := os.ReadFile(filepath.Join(src, job+".yaml"))
 		if err != nil {
 			t.Fatal(err)
+		}
+		if runtime != "" {
+			const want = "\nruntime: wazero\n"
+			if !bytes.Contains(yaml, []byte(want)) {
+				t.Fatalf("%s.yaml does not say %q", job, want)
+			}
+			yaml = bytes.Replace(yaml, []byte(want), []byte("\nruntime: "+runtime+"\n"), 1)
 		}
 		file := filepath.Join(dir, job+".yaml")
 		if err := os.WriteFile(file, append(yaml, extra...), 0o644); err != nil {

@@ -2,6 +2,7 @@ package host
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -15,6 +16,7 @@ import (
 	"github.com/sluice-io/sluice/internal/cwasm"
 	"github.com/sluice-io/sluice/internal/rustwasm"
 	"github.com/sluice-io/sluice/internal/testnode"
+	"github.com/sluice-io/sluice/plugins/runtimes"
 )
 
 // The word-count example deployed with the CLI against a running node
@@ -81,26 +83,56 @@ func TestWordCountWithCLI(t *testing.T) {
 	}
 }
 
-// The word count built from each other SDK's operators (examples/wordcount/
-// c, rust, as) counts a text exactly, through `sluice build` and `sluice job
-// deploy` against a real node, as the Go one does above.
+// The word count built from each SDK's operators (examples/wordcount/LANG)
+// counts a text exactly on each runtime, through `sluice build` and `sluice
+// job deploy` against a real node, as the Go one on wazero does above.
 func TestWordCountInEveryLanguage(t *testing.T) {
-	for _, lang := range []struct {
+	type language struct {
 		name    string
 		require func(testing.TB)
-	}{{"c", cwasm.RequireToolchain}, {"rust", rustwasm.RequireToolchain}, {"as", aswasm.RequireToolchain}} {
-		t.Run(lang.name, func(t *testing.T) {
-			lang.require(t)
-			node := testnode.Start(t, t.TempDir())
-			deployWordCountIn(t, node, lang.name, "")
-			truth := map[string]int64{}
-			produce(t, node.Addr, makeText(newTextGen(2), 3000, truth))
-			waitFor(t, 3*time.Minute, "counted", func() bool {
-				got := readCounts(t, node.Addr)
-				return len(got) == len(truth) && diff(got, truth) == ""
-			})
-		})
 	}
+	languages := []language{{"go", func(testing.TB) {}},
+		{"c", cwasm.RequireToolchain}, {"rust", rustwasm.RequireToolchain}, {"as", aswasm.RequireToolchain}}
+	for _, runtime := range runtimes.Known {
+		for _, lang := range languages {
+			if runtime == "wazero" && lang.name == "go" {
+				continue // TestWordCountWithCLI
+			}
+			t.Run(lang.name+"/"+runtime, func(t *testing.T) {
+				requireRuntime(t, runtime)
+				lang.require(t)
+				wordCountOnce(t, lang.name, runtime)
+			})
+		}
+	}
+}
+
+// requireRuntime skips the test when this build lacks the runtime, except
+// under CI=true, where CI must test every runtime.
+func requireRuntime(t *testing.T, name string) {
+	t.Helper()
+	if err := runtimes.Check(name); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("CI=true: %v", err)
+		}
+		t.Skip(err)
+	}
+}
+
+// wordCountOnce runs the word count built in lang on runtime on a fresh
+// node and requires exact counts.
+func wordCountOnce(t *testing.T, lang, runtime string) {
+	node := testnode.Start(t, t.TempDir())
+	deployWordCountIn(t, node, lang, runtime, "")
+	if st := jobStatusCLI(t, node, "count"); st.Runtime != runtime {
+		t.Fatalf("count runs on %q, want %q", st.Runtime, runtime)
+	}
+	truth := map[string]int64{}
+	produce(t, node.Addr, makeText(newTextGen(2), 3000, truth))
+	waitFor(t, 3*time.Minute, "counted", func() bool {
+		got := readCounts(t, node.Addr)
+		return len(got) == len(truth) && diff(got, truth) == ""
+	})
 }
 
 // recordsIn is the records a job's tasks took in since they started.
@@ -150,7 +182,7 @@ func TestWordCountSurvivesKillNine(t *testing.T) {
 	// by the time it is all written. count is deployed first (on a words
 	// topic made for it), so that split is not done before count starts.
 	// Small batches make the positions move in small steps.
-	dir := buildWordCount(t, "go", "limits:\n  max-batch-bytes: 16KiB\n")
+	dir := buildWordCount(t, "go", "", "limits:\n  max-batch-bytes: 16KiB\n")
 	for _, topic := range []string{sentences, "words"} {
 		must(t)(node.Run("", "topic", "create", topic, "--partitions", strconv.Itoa(partitions)))
 	}

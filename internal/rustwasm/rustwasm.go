@@ -3,13 +3,17 @@
 // Rust SDK in sdk/rust. It backs `sluice build` for Rust and lets tests
 // build Rust guest modules from source, as package cwasm does for C.
 //
-// The toolchain is a rustc with the wasm32-wasi standard library. Cargo is
-// not used: the SDK is compiled as an rlib, then the operator's src/lib.rs
-// as a cdylib linked against it. The rustc is $SLUICE_RUSTC if set, else
-// /usr/bin/rustc (Debian's; a rustup rustc on PATH usually lacks the
-// wasm32-wasi target). On Debian 12 and Ubuntu:
+// The toolchain is a rustc with the standard library of the WASI preview
+// 1 target (wasm32-wasi, renamed wasm32-wasip1 in newer Rust). Cargo is
+// not used, so that no registry is needed: the SDK is compiled as an rlib,
+// then the operator's src/lib.rs as a cdylib linked against it. The rustc
+// is $SLUICE_RUSTC if set, else the first of /usr/bin/rustc (Debian's) and
+// the rustc on PATH (rustup's) that has the target. On Debian 12 and
+// Ubuntu:
 //
 //	apt-get install rustc libstd-rust-dev-wasm32
+//
+// With rustup: rustup target add wasm32-wasip1.
 package rustwasm
 
 import (
@@ -17,29 +21,30 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/sluice-io/sluice/internal/wasmbuild"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/sluice-io/sluice/internal/wasmbuild"
 )
 
 // InstallHint is the command that installs the toolchain on Debian and
 // Ubuntu.
 const InstallHint = "apt-get install rustc libstd-rust-dev-wasm32"
 
-// DefaultRustc is the rustc used when $SLUICE_RUSTC is not set.
+// DefaultRustc is the first rustc tried when $SLUICE_RUSTC is not set.
 const DefaultRustc = "/usr/bin/rustc"
 
-// Target is the rustc target operators are built for.
-const Target = "wasm32-wasi"
+// Targets are the names of the WASI preview 1 target, in the order they
+// are tried: wasm32-wasi until Rust 1.78 (Debian 12's rustc 1.63 has only
+// that one), wasm32-wasip1 since (the only one from Rust 1.84 on).
+var Targets = []string{"wasm32-wasi", "wasm32-wasip1"}
 
-// Rustc returns the rustc to use: $SLUICE_RUSTC or DefaultRustc.
-func Rustc() string {
-	if r := os.Getenv("SLUICE_RUSTC"); r != "" {
-		return r
-	}
-	return DefaultRustc
+// Toolchain is a rustc and the WASI target whose standard library it has.
+type Toolchain struct {
+	Rustc  string
+	Target string
 }
 
 // ToolchainError says that part of the Rust toolchain is missing and how
@@ -50,29 +55,66 @@ type ToolchainError struct {
 }
 
 func (e *ToolchainError) Error() string {
-	msg := fmt.Sprintf("building a Rust operator needs rustc with the %s standard library; missing: %s. Install them with: %s (or point SLUICE_RUSTC at a rustc that has the %s target)", Target, e.Missing, InstallHint, Target)
+	msg := fmt.Sprintf("building a Rust operator needs rustc with the wasm32-wasi (or wasm32-wasip1) standard library; missing: %s. Install them with: %s, or with rustup: rustup target add wasm32-wasip1 (SLUICE_RUSTC picks the rustc)", e.Missing, InstallHint)
 	if e.Detail != "" {
 		msg += "\n" + e.Detail
 	}
 	return msg
 }
 
-// CheckToolchain returns a *ToolchainError when rustc or its wasm32-wasi
-// standard library is missing, and nil when a build can be tried.
-func CheckToolchain(ctx context.Context) error {
-	rustc := Rustc()
+// rustcCandidates are the rustc binaries tried in order: $SLUICE_RUSTC
+// alone if set; else Debian's, then the one on PATH (a rustup toolchain
+// has the WASI target once `rustup target add wasm32-wasip1` ran).
+func rustcCandidates() []string {
+	if r := os.Getenv("SLUICE_RUSTC"); r != "" {
+		return []string{r}
+	}
+	candidates := []string{DefaultRustc}
+	if p, err := exec.LookPath("rustc"); err == nil && p != DefaultRustc {
+		candidates = append(candidates, p)
+	}
+	return candidates
+}
+
+// FindToolchain returns the first rustc that has a WASI target's standard
+// library, or a *ToolchainError saying what is missing.
+func FindToolchain(ctx context.Context) (Toolchain, error) {
+	var first error
+	for _, rustc := range rustcCandidates() {
+		tc, err := probe(ctx, rustc)
+		if err == nil {
+			return tc, nil
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	return Toolchain{}, first
+}
+
+func probe(ctx context.Context, rustc string) (Toolchain, error) {
 	if _, err := exec.LookPath(rustc); err != nil {
-		return &ToolchainError{Missing: "rustc (" + rustc + ")"}
+		return Toolchain{}, &ToolchainError{Missing: "rustc (" + rustc + ")"}
 	}
 	out, err := exec.CommandContext(ctx, rustc, "--print", "sysroot").Output()
 	if err != nil {
-		return &ToolchainError{Missing: "a working rustc (" + rustc + ")", Detail: err.Error()}
+		return Toolchain{}, &ToolchainError{Missing: "a working rustc (" + rustc + ")", Detail: err.Error()}
 	}
-	lib := filepath.Join(strings.TrimSpace(string(out)), "lib", "rustlib", Target)
-	if fi, err := os.Stat(lib); err != nil || !fi.IsDir() {
-		return &ToolchainError{Missing: "the " + Target + " standard library (" + lib + ", from libstd-rust-dev-wasm32)"}
+	rustlib := filepath.Join(strings.TrimSpace(string(out)), "lib", "rustlib")
+	for _, target := range Targets {
+		if fi, err := os.Stat(filepath.Join(rustlib, target)); err == nil && fi.IsDir() {
+			return Toolchain{Rustc: rustc, Target: target}, nil
+		}
 	}
-	return nil
+	return Toolchain{}, &ToolchainError{Missing: fmt.Sprintf("the %s standard library of %s (%s/%s, from libstd-rust-dev-wasm32)",
+		strings.Join(Targets, " or "), rustc, rustlib, Targets[0])}
+}
+
+// CheckToolchain returns a *ToolchainError when no rustc with a WASI
+// standard library is found, and nil when a build can be tried.
+func CheckToolchain(ctx context.Context) error {
+	_, err := FindToolchain(ctx)
+	return err
 }
 
 // FindSDK returns the directory of the Rust SDK (sdk/rust, holding
@@ -131,9 +173,9 @@ func CrateName(dir string) string {
 // common are the flags of both compilations: optimized, one codegen unit
 // and no paths (only remapped ones) in the output, so that a module
 // depends only on the sources and the toolchain.
-func common(absDir, sdk, tmp string) []string {
+func common(tc Toolchain, absDir, sdk, tmp string) []string {
 	return []string{
-		"--edition", "2021", "--target", Target,
+		"--edition", "2021", "--target", tc.Target,
 		"-C", "opt-level=2", "-C", "codegen-units=1", "-C", "strip=symbols",
 		"--remap-path-prefix", sdk + "=sdk/rust",
 		"--remap-path-prefix", absDir + "=.",
@@ -143,16 +185,16 @@ func common(absDir, sdk, tmp string) []string {
 
 // SDKCommand returns rustc's arguments to compile the SDK in sdk into
 // tmp/libsluice.rlib.
-func SDKCommand(absDir, sdk, tmp string) []string {
-	args := common(absDir, sdk, tmp)
+func SDKCommand(tc Toolchain, absDir, sdk, tmp string) []string {
+	args := common(tc, absDir, sdk, tmp)
 	return append(args, "--crate-type", "rlib", "--crate-name", "sluice",
 		"-o", filepath.Join(tmp, "libsluice.rlib"), filepath.Join(sdk, "src", "lib.rs"))
 }
 
 // OperatorCommand returns rustc's arguments to compile the operator in
 // absDir, linked against tmp/libsluice.rlib, to absOut.
-func OperatorCommand(absDir, sdk, tmp, absOut string) []string {
-	args := common(absDir, sdk, tmp)
+func OperatorCommand(tc Toolchain, absDir, sdk, tmp, absOut string) []string {
+	args := common(tc, absDir, sdk, tmp)
 	return append(args, "--crate-type", "cdylib", "--crate-name", CrateName(absDir),
 		"--extern", "sluice="+filepath.Join(tmp, "libsluice.rlib"), "-L", tmp,
 		"-o", absOut, filepath.Join(absDir, "src", "lib.rs"))
@@ -173,7 +215,8 @@ func Build(ctx context.Context, dir, out string) error {
 	if !fileExists(filepath.Join(absDir, "src", "lib.rs")) {
 		return fmt.Errorf("%s: no src/lib.rs; a Rust operator is a library crate (crate-type cdylib) whose src/lib.rs uses sluice::export_operator! (see sdk/rust)", dir)
 	}
-	if err := CheckToolchain(ctx); err != nil {
+	tc, err := FindToolchain(ctx)
+	if err != nil {
 		return err
 	}
 	sdk, err := FindSDK(absDir)
@@ -185,13 +228,13 @@ func Build(ctx context.Context, dir, out string) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	if err := rustc(ctx, absDir, SDKCommand(absDir, sdk, tmp)); err != nil {
+	if err := rustc(ctx, tc, absDir, SDKCommand(tc, absDir, sdk, tmp)); err != nil {
 		return fmt.Errorf("compiling the Rust SDK (%s): %w", sdk, err)
 	}
 	// rustc writes the module next to temporary files of its own: build
 	// in tmp and move it into place.
 	tmpOut := filepath.Join(tmp, "op.wasm")
-	if err := rustc(ctx, absDir, OperatorCommand(absDir, sdk, tmp, tmpOut)); err != nil {
+	if err := rustc(ctx, tc, absDir, OperatorCommand(tc, absDir, sdk, tmp, tmpOut)); err != nil {
 		return fmt.Errorf("%s: %w", dir, err)
 	}
 	data, err := os.ReadFile(tmpOut)
@@ -201,8 +244,8 @@ func Build(ctx context.Context, dir, out string) error {
 	return os.WriteFile(absOut, data, 0o644)
 }
 
-func rustc(ctx context.Context, dir string, args []string) error {
-	cmd := exec.CommandContext(ctx, Rustc(), args...)
+func rustc(ctx context.Context, tc Toolchain, dir string, args []string) error {
+	cmd := exec.CommandContext(ctx, tc.Rustc, args...)
 	cmd.Dir = dir
 	var output bytes.Buffer
 	cmd.Stdout = &output
@@ -210,9 +253,9 @@ func rustc(ctx context.Context, dir string, args []string) error {
 	if err := cmd.Run(); err != nil {
 		text := strings.TrimSpace(output.String())
 		if strings.Contains(text, "can't find crate for `std`") || strings.Contains(text, "can't find crate for `core`") {
-			return &ToolchainError{Missing: "the " + Target + " standard library (libstd-rust-dev-wasm32)", Detail: text}
+			return &ToolchainError{Missing: "the " + tc.Target + " standard library (libstd-rust-dev-wasm32)", Detail: text}
 		}
-		return fmt.Errorf("rustc (%s): %v\n%s", Target, err, text)
+		return fmt.Errorf("%s (%s): %v\n%s", tc.Rustc, tc.Target, err, text)
 	}
 	return nil
 }

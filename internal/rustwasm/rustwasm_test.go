@@ -215,3 +215,36 @@ func TestSDKState(t *testing.T) {
 		t.Errorf("%d entries", len(st))
 	}
 }
+
+// A rustc whose sysroot has only wasm32-wasip1 (a current rustup toolchain
+// after `rustup target add wasm32-wasip1`) is used with that target; one
+// with neither target is refused with what is missing.
+func TestFindToolchainTarget(t *testing.T) {
+	for _, tc := range []struct {
+		installed []string
+		want      string
+	}{{[]string{"wasm32-wasip1"}, "wasm32-wasip1"}, {[]string{"wasm32-wasi", "wasm32-wasip1"}, "wasm32-wasi"}, {nil, ""}} {
+		dir := t.TempDir()
+		sysroot := filepath.Join(dir, "sysroot")
+		for _, target := range append(tc.installed, "x86_64-unknown-linux-gnu") {
+			if err := os.MkdirAll(filepath.Join(sysroot, "lib", "rustlib", target), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		fake := filepath.Join(dir, "rustc")
+		if err := os.WriteFile(fake, []byte("#!/bin/sh\necho "+sysroot+"\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		t.Setenv("SLUICE_RUSTC", fake)
+		got, err := FindToolchain(context.Background())
+		if tc.want == "" {
+			if !IsToolchainError(err) || !strings.Contains(err.Error(), "wasm32-wasi or wasm32-wasip1") {
+				t.Errorf("with no WASI target: %v, want a toolchain error naming both targets", err)
+			}
+			continue
+		}
+		if err != nil || got != (Toolchain{Rustc: fake, Target: tc.want}) {
+			t.Errorf("with %v installed: %+v, %v; want target %s", tc.installed, got, err, tc.want)
+		}
+	}
+}
