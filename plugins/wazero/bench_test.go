@@ -6,25 +6,8 @@ import (
 
 	"github.com/sluice-io/sluice/abi"
 	"github.com/sluice-io/sluice/plugins"
+	"github.com/sluice-io/sluice/plugins/runtimetest"
 )
-
-// discardHost is a Host that keeps nothing, so that benchmarks measure the
-// runtime and not the test host.
-type discardHost struct {
-	value []byte
-}
-
-func (h *discardHost) Emit([]byte) int32                    { return 0 }
-func (h *discardHost) StoreOpen([]byte) int32               { return 0 }
-func (h *discardHost) StatePut(int32, []byte, []byte) int32 { return 0 }
-func (h *discardHost) StateDelete(int32, []byte) int32      { return 0 }
-func (h *discardHost) Log(int32, []byte)                    {}
-func (h *discardHost) StateGet(int32, []byte) ([]byte, bool, int32) {
-	return h.value, true, 0
-}
-func (h *discardHost) StateScan(_ int32, _, _ []byte, dst []byte, _ int) ([]byte, int, int32) {
-	return dst, 0, 0
-}
 
 // benchBatch encodes records 100-byte values into inst's input region
 // once; the benchmark then re-runs the same batch.
@@ -54,7 +37,7 @@ func benchBatch(b *testing.B, inst plugins.Instance, records, valueSize int) int
 // bytes through the echo guest, which decodes every record and emits them
 // all with one emit call (the host validates the output batch).
 func BenchmarkProcess(b *testing.B) {
-	inst := instantiate(b, "echo", plugins.InstanceConfig{Host: &discardHost{}})
+	inst := runtimetest.Instantiate(b, testRuntime(b), "echo", plugins.InstanceConfig{Host: &runtimetest.DiscardHost{}})
 	const records = 1000
 	n := benchBatch(b, inst, records, 100)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -74,7 +57,7 @@ func BenchmarkProcess(b *testing.B) {
 // batch of 1000 records, each making one state_get that copies a 64-byte
 // value into guest memory.
 func BenchmarkHostCall(b *testing.B) {
-	inst := instantiate(b, "getloop", plugins.InstanceConfig{Host: &discardHost{value: make([]byte, 64)}})
+	inst := runtimetest.Instantiate(b, testRuntime(b), "getloop", plugins.InstanceConfig{Host: &runtimetest.DiscardHost{Value: make([]byte, 64)}})
 	const calls = 1000
 	n := benchBatch(b, inst, calls, 8)
 	ctx := context.Background()
@@ -92,13 +75,11 @@ func BenchmarkHostCall(b *testing.B) {
 // does nothing (a hand-assembled module whose sluice_process returns 0):
 // what the runtime adds per batch.
 func BenchmarkCallOverhead(b *testing.B) {
-	m := validModule()
-	m.consts[0] = 1024 // sluice_alloc returns address 1024 (the module has 2 pages)
-	mod, err := testRuntime(b).Compile(context.Background(), m.bytes())
+	mod, err := testRuntime(b).Compile(context.Background(), runtimetest.NoopModule())
 	if err != nil {
 		b.Fatal(err)
 	}
-	inst, err := mod.Instantiate(context.Background(), plugins.InstanceConfig{Name: "noop", Host: &discardHost{},
+	inst, err := mod.Instantiate(context.Background(), plugins.InstanceConfig{Name: "noop", Host: &runtimetest.DiscardHost{},
 		Limits: plugins.Limits{}})
 	if err != nil {
 		b.Fatal(err)

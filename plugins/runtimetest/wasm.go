@@ -1,0 +1,163 @@
+package runtimetest
+
+import "github.com/sluice-io/sluice/abi"
+
+// wasmModule is a minimal WebAssembly binary encoder for modules that Go
+// cannot produce (wrong signatures, a _start export, foreign imports).
+// Every defined function's body returns constants: consts[i] for an i32
+// result of function i (0 unless set), 0 for an i64 result.
+type wasmModule struct {
+	types   [][2][]abi.ValType
+	imports []wasmImport
+	funcs   []int   // type index of each defined function
+	consts  []int32 // what each defined function returns (an i32 result)
+	memory  bool
+	exports []wasmExport
+}
+
+type wasmImport struct {
+	module, name string
+	typ          int
+}
+
+type wasmExport struct {
+	name string
+	kind byte // 0 function, 2 memory
+	idx  int
+}
+
+func (m *wasmModule) typ(params, results []abi.ValType) int {
+	m.types = append(m.types, [2][]abi.ValType{params, results})
+	return len(m.types) - 1
+}
+
+func (m *wasmModule) importFunc(module, name string, params, results []abi.ValType) {
+	m.imports = append(m.imports, wasmImport{module, name, m.typ(params, results)})
+}
+
+// exportFunc defines a function and exports it.
+func (m *wasmModule) exportFunc(name string, params, results []abi.ValType) {
+	m.funcs = append(m.funcs, m.typ(params, results))
+	m.consts = append(m.consts, 0)
+	m.exports = append(m.exports, wasmExport{name, 0, len(m.imports) + len(m.funcs) - 1})
+}
+
+func leb(n int) []byte {
+	var b []byte
+	for {
+		c := byte(n & 0x7f)
+		n >>= 7
+		if n != 0 {
+			c |= 0x80
+		}
+		b = append(b, c)
+		if n == 0 {
+			return b
+		}
+	}
+}
+
+func sleb(v int32) []byte {
+	var b []byte
+	for {
+		c := byte(v & 0x7f)
+		v >>= 7
+		if (v == 0 && c&0x40 == 0) || (v == -1 && c&0x40 != 0) {
+			return append(b, c)
+		}
+		b = append(b, c|0x80)
+	}
+}
+
+func wasmName(s string) []byte { return append(leb(len(s)), s...) }
+
+func section(id byte, count int, body []byte) []byte {
+	content := append(leb(count), body...)
+	return append(append([]byte{id}, leb(len(content))...), content...)
+}
+
+func valTypes(ts []abi.ValType) []byte {
+	b := leb(len(ts))
+	for _, t := range ts {
+		b = append(b, byte(t))
+	}
+	return b
+}
+
+func (m *wasmModule) bytes() []byte {
+	out := []byte{0, 'a', 's', 'm', 1, 0, 0, 0}
+	var b []byte
+	for _, t := range m.types {
+		b = append(b, 0x60)
+		b = append(b, valTypes(t[0])...)
+		b = append(b, valTypes(t[1])...)
+	}
+	out = append(out, section(1, len(m.types), b)...)
+	b = nil
+	for _, im := range m.imports {
+		b = append(b, wasmName(im.module)...)
+		b = append(b, wasmName(im.name)...)
+		b = append(b, 0)
+		b = append(b, leb(im.typ)...)
+	}
+	out = append(out, section(2, len(m.imports), b)...)
+	b = nil
+	for _, f := range m.funcs {
+		b = append(b, leb(f)...)
+	}
+	out = append(out, section(3, len(m.funcs), b)...)
+	if m.memory {
+		out = append(out, section(5, 1, []byte{0, 2})...) // 2 pages, no maximum
+	}
+	b = nil
+	for _, e := range m.exports {
+		b = append(b, wasmName(e.name)...)
+		b = append(b, e.kind)
+		b = append(b, leb(e.idx)...)
+	}
+	out = append(out, section(7, len(m.exports), b)...)
+	b = nil
+	for i, f := range m.funcs {
+		var body []byte
+		body = append(body, 0) // no locals
+		for _, r := range m.types[f][1] {
+			if r == abi.I64 {
+				body = append(body, 0x42, 0) // i64.const 0
+			} else {
+				body = append(body, 0x41)
+				body = append(body, sleb(m.consts[i])...) // i32.const
+			}
+		}
+		body = append(body, 0x0b)
+		b = append(b, leb(len(body))...)
+		b = append(b, body...)
+	}
+	out = append(out, section(10, len(m.funcs), b)...)
+	return out
+}
+
+var (
+	i32 = abi.I32
+	i64 = abi.I64
+)
+
+// validModule is a minimal module that passes validation.
+func validModule() *wasmModule {
+	m := &wasmModule{memory: true}
+	m.importFunc(abi.Module, abi.FuncCheckVersion, nil, nil)
+	m.exports = append(m.exports, wasmExport{abi.ExportMemory, 2, 0})
+	m.exportFunc(abi.ExportAlloc, []abi.ValType{i32}, []abi.ValType{i32})
+	m.exportFunc(abi.ExportInit, []abi.ValType{i32, i32}, []abi.ValType{i32})
+	m.exportFunc(abi.ExportProcess, []abi.ValType{i32, i32}, []abi.ValType{i32})
+	return m
+}
+
+// NoopModule returns a valid operator module that does nothing: its
+// sluice_alloc returns address 1024 (its memory has 2 pages), its
+// sluice_init and sluice_process return StatusOK without reading anything.
+// Benchmarks use it to measure what a runtime adds per call.
+func NoopModule() []byte {
+	m := validModule()
+	m.consts[0] = 1024 // sluice_alloc
+	return m.bytes()
+}
