@@ -17,6 +17,7 @@ import (
 
 	"github.com/sluice-io/sluice/abi"
 	"github.com/sluice-io/sluice/plugins"
+	"github.com/sluice-io/sluice/plugins/internal/sandbox"
 )
 
 // module is a compiled, validated operator.
@@ -49,7 +50,7 @@ type instance struct {
 	stack     []uint64 // reused parameters/results of every call
 
 	memory *limitedMemory
-	stderr *stderrWriter
+	stderr *sandbox.Stderr
 
 	// ctx is the context of every call into the guest: it carries the
 	// instance for the host functions.
@@ -110,7 +111,7 @@ func (m *module) Instantiate(ctx context.Context, cfg plugins.InstanceConfig) (p
 		limits: limits,
 		stack:  make([]uint64, 2),
 		memory: &limitedMemory{limit: limitBytes},
-		stderr: &stderrWriter{w: cfg.Stderr},
+		stderr: &sandbox.Stderr{W: cfg.Stderr},
 	}
 	in.ctx, in.cancel = context.WithCancelCause(context.WithValue(context.Background(), instanceKey{}, in))
 	in.cancelByCaller = func() {
@@ -122,18 +123,18 @@ func (m *module) Instantiate(ctx context.Context, cfg plugins.InstanceConfig) (p
 	if stdout == nil {
 		stdout = io.Discard
 	}
-	clocks := newFakeClocks()
+	clocks := sandbox.NewClocks()
 	mcfg := wazero.NewModuleConfig().
 		WithName(""). // anonymous: many instances of one module
 		WithStartFunctions().
 		WithStdin(strings.NewReader("")).
 		WithStdout(stdout).
 		WithStderr(in.stderr).
-		WithWalltime(clocks.walltime, sys.ClockResolution(clockStep)).
-		WithNanotime(clocks.nanotime, sys.ClockResolution(clockStep)).
+		WithWalltime(clocks.Walltime, sys.ClockResolution(sandbox.ClockStep)).
+		WithNanotime(clocks.Nanotime, sys.ClockResolution(sandbox.ClockStep)).
 		WithNanosleep(func(int64) {}).
 		WithOsyield(func() {}).
-		WithRandSource(seededRand(cfg.Seed))
+		WithRandSource(sandbox.SeededRand(cfg.Seed))
 	// Instantiation runs the module's start section, if any, under the
 	// call timeout too.
 	in.callStart = time.Now()
@@ -202,7 +203,7 @@ func (in *instance) call(ctx context.Context, fn api.Function, name string, stac
 		}
 		stop = context.AfterFunc(ctx, in.cancelByCaller)
 	}
-	in.stderr.startCall()
+	in.stderr.StartCall()
 	in.callStart = time.Now()
 	err := fn.CallWithStack(in.ctx, stack)
 	if stop != nil {
@@ -243,14 +244,14 @@ func (in *instance) classify(ctx context.Context, name string, err error) *plugi
 		f.Kind = plugins.FaultMemory
 		f.Detail = fmt.Sprintf("%s tried to grow the guest's memory to %d bytes, over the limit of %d bytes",
 			name, in.memory.refused, in.memory.limit)
-		if line := in.stderr.deathLine(); line != "" {
+		if line := in.stderr.DeathLine(); line != "" {
 			f.Detail += " (guest: " + line + ")"
 		}
 	case errors.As(err, &exit):
 		f.Kind = plugins.FaultExit
 		f.ExitCode = exit.ExitCode()
 		f.Detail = fmt.Sprintf("%s: the guest exited with code %d", name, f.ExitCode)
-		if line := in.stderr.deathLine(); line != "" {
+		if line := in.stderr.DeathLine(); line != "" {
 			f.Detail += ": " + line
 		}
 	default:
@@ -260,7 +261,7 @@ func (in *instance) classify(ctx context.Context, name string, err error) *plugi
 			msg = msg[:i] // the rest is the wasm stack trace, kept in Err
 		}
 		f.Detail = name + ": " + msg
-		if line := in.stderr.deathLine(); line != "" {
+		if line := in.stderr.DeathLine(); line != "" {
 			// A Go guest that panics prints the panic, then traps.
 			f.Detail += " (guest: " + line + ")"
 		}
