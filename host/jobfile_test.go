@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sluice-io/sluice/plugins/runtimes"
 )
 
 func TestParseJobFull(t *testing.T) {
@@ -123,7 +125,13 @@ func TestParseJobRejects(t *testing.T) {
 		{"long name", "name: " + strings.Repeat("n", 201) + "\nmodule: m\ninputs: [in]\noutputs: [out]\n", []string{"longer than 200 characters"}},
 		{"no module", "name: j\ninputs: [in]\noutputs: [out]\n", []string{"module: missing"}},
 		{"module and source", base + "source: src\n", []string{"module: give either module or source, not both"}},
-		{"wasmtime", base + "runtime: wasmtime\n", []string{"runtime: runtime wasmtime is not available in this build"}},
+		// wasmtime needs cgo: a build without it refuses the runtime and
+		// says why; a build with it lists it among the runtimes.
+		{"wasmtime", base + "runtime: " + map[bool]string{false: "wasmtime", true: "Wasmtime"}[runtimes.Check("wasmtime") == nil] + "\n",
+			map[bool][]string{
+				false: {"runtime: runtime wasmtime is not available in this build"},
+				true:  {`runtime: "Wasmtime" is not a runtime (use wasmtime or wazero)`},
+			}[runtimes.Check("wasmtime") == nil]},
 		{"unknown runtime", base + "runtime: v8\n", []string{`runtime: "v8" is not a runtime`}},
 		{"no inputs", "name: j\nmodule: m\noutputs: [out]\n", []string{"inputs: at least one input topic is needed"}},
 		{"no outputs", "name: j\nmodule: m\ninputs: [in]\n", []string{"outputs: at least one output topic is needed"}},

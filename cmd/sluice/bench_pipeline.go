@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,9 +23,11 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sluice-io/sluice/broker"
+	"github.com/sluice-io/sluice/broker/batch"
 	"github.com/sluice-io/sluice/broker/storage"
 	"github.com/sluice-io/sluice/host"
 	"github.com/sluice-io/sluice/internal/bench"
+	"github.com/sluice-io/sluice/plugins/runtimes"
 )
 
 type pipelineOptions struct {
@@ -37,6 +42,9 @@ type pipelineOptions struct {
 	cpuProfile string
 	vocabulary int
 	lang       string
+	runtime    string
+
+	builds map[string]demoJob // by job file and language
 }
 
 func newBenchPipelineCmd() *cobra.Command {
@@ -45,7 +53,9 @@ func newBenchPipelineCmd() *cobra.Command {
 		Use:   "pipeline",
 		Short: "Measure stream processing: a pass-through operator and the word-count pair",
 		Long: `Run Wasm jobs on a node in this process (data in a temporary directory under
---data-dir; --brokers is ignored) and report how fast they process.
+--data-dir; --brokers is ignored) and report how fast they process, in one
+table: a row per case, operator language (--lang: the example built from
+examples/CASE/LANG) and WebAssembly runtime (--runtime), each on a fresh node.
 
   passthrough: --records records of --record-size bytes are written into the
       input topic of examples/passthrough (--partitions partitions), then the
@@ -57,16 +67,25 @@ func newBenchPipelineCmd() *cobra.Command {
 What is timed: from starting the jobs until the last output is in: for
 passthrough, until the output topic's high watermark holds every record (so
 the outputs are appended and, under --flush sync, fsynced); for wordcount,
-until count's tasks have consumed every word split wrote. Not timed, and
+until count's tasks have consumed every word split wrote and their outputs
+are in word-counts. Not timed, and
 reported separately: building the operators, compiling the modules (each job
 is deployed, so compiled and initialized, then stopped before its input is
 written), and writing the input (straight into the partitions, without the
 Kafka protocol). Checkpoints (every commit interval) run during the timed
 phase as they would in production.
 
+Every row is verified, untimed, after its timed phase: for passthrough, each
+output partition holds as many records as its input partition and sampled
+records (the first, middle and last of each partition) equal the input's
+(key, value, headers, timestamp); for wordcount, the latest count of every
+word equals its occurrences in the input. A row that fails to run or to
+verify says so in the table and the command exits non-zero after printing it.
+
 Per-stage figures come from the jobs' status: records in and out, and when
 each stage had taken in all its input.`,
 		Example: `  sluice bench pipeline
+  sluice bench pipeline --lang all --runtime all
   sluice bench pipeline --case wordcount --records 5000000 --cpuprofile wc.pprof`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -84,13 +103,14 @@ each stage had taken in all its input.`,
 	f.StringVar(&o.caseName, "case", "all", "passthrough, wordcount or all")
 	f.Int64Var(&o.records, "records", 2_000_000, "records for passthrough; words (approximately) for wordcount")
 	f.IntVar(&o.recordSize, "record-size", 100, "bytes of value per passthrough record")
-	f.StringVar(&o.lang, "lang", "go", "language of the word count operators: go, c, rust, as or all (examples/wordcount/LANG; pass-through is Go only)")
+	f.StringVar(&o.lang, "lang", "go", "language of the operators: go, c, rust, as or all (examples/CASE/LANG)")
+	f.StringVar(&o.runtime, "runtime", runtimes.Default, "WebAssembly runtime of the jobs: "+strings.Join(runtimes.Known, ", ")+" or all (every one built into this binary)")
 	f.IntVar(&o.vocabulary, "vocabulary", 0, "distinct words of the wordcount text (Zipf-distributed made-up words); 0 uses the demo's word list")
 	f.Int32Var(&o.partitions, "partitions", 4, "partitions of the input topics (so tasks per job)")
 	f.StringVar(&o.flush, "flush", "sync", "the node's flush policy: sync, interval or os")
 	f.StringVar(&o.dataDir, "data-dir", os.TempDir(), "parent directory of the node's temporary data directory")
 	f.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up after this long")
-	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of each case's timed phase to FILE with the case's name added (x.pprof: x-passthrough.pprof, x-wordcount.pprof)")
+	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of each row's timed phase to FILE with the row's case, language and runtime added (x.pprof: x-passthrough-go-wazero.pprof, ...)")
 	return cmd
 }
 
@@ -112,6 +132,13 @@ func (o *pipelineOptions) validate() error {
 	case o.partitions <= 0 || o.partitions > broker.MaxPartitions:
 		return fmt.Errorf("--partitions %d: must be in 1..%d", o.partitions, broker.MaxPartitions)
 	}
+	if o.runtime != "all" {
+		// A runtime left out of this build fails here, before anything
+		// is built, with runtimes' explanation of what to rebuild.
+		if err := runtimes.Check(o.runtime); err != nil {
+			return fmt.Errorf("--runtime: %w", err)
+		}
+	}
 	m, err := broker.ParseFlushMode(o.flush)
 	if err != nil {
 		return fmt.Errorf("--flush: %w", err)
@@ -129,41 +156,74 @@ type stageResult struct {
 	lastErrors []string
 }
 
-// pipelineResult is one measured case.
+// pipelineResult is one measured row: a case run by operators in one
+// language on one runtime.
 type pipelineResult struct {
-	name    string
-	unit    string // what records counts: "records" or "words"
-	records int64
-	bytes   int64 // input payload bytes
-	elapsed time.Duration
-	stages  []stageResult
+	name          string // the case
+	lang, runtime string
+	unit          string // what records counts: "records" or "words"
+	records       int64
+	bytes         int64 // input payload bytes
+	elapsed       time.Duration
+	stages        []stageResult
+	// verified says what the untimed check found; err is why the row
+	// failed (to run or to verify), nil if it did not.
+	verified string
+	err      error
 }
+
+// label names the row in profiles' file names and messages.
+func (r *pipelineResult) label() string { return r.name + "-" + r.lang + "-" + r.runtime }
 
 func runPipelineBench(ctx context.Context, w io.Writer, o *pipelineOptions) error {
 	fmt.Fprintf(w, "bench pipeline: embedded node (flush=%s), %d partitions per input topic, GOMAXPROCS=%d\n", o.flush, o.partitions, runtime.GOMAXPROCS(0))
-	var results []pipelineResult
-	if o.caseName == "passthrough" || o.caseName == "all" {
-		r, err := o.passthrough(ctx, w)
-		if err != nil {
-			return fmt.Errorf("passthrough: %w", err)
-		}
-		results = append(results, r)
+	langs := []string{o.lang}
+	if o.lang == "all" {
+		langs = []string{"go", "c", "rust", "as"}
 	}
-	if o.caseName == "wordcount" || o.caseName == "all" {
-		langs := []string{o.lang}
-		if o.lang == "all" {
-			langs = []string{"go", "c", "rust", "as"}
+	rts := []string{o.runtime}
+	if o.runtime == "all" {
+		rts = runtimes.Available()
+	}
+	cases := []struct {
+		name string
+		run  func(context.Context, io.Writer, *pipelineResult) error
+	}{{"passthrough", o.passthrough}, {"wordcount", o.wordcount}}
+	var results []pipelineResult
+	var failed []string
+rows:
+	for _, c := range cases {
+		if o.caseName != c.name && o.caseName != "all" {
+			continue
 		}
 		for _, lang := range langs {
-			r, err := o.wordcount(ctx, w, lang)
-			if err != nil {
-				return fmt.Errorf("%s: %w", r.name, err)
+			for _, rt := range rts {
+				r := pipelineResult{name: c.name, lang: lang, runtime: rt}
+				fmt.Fprintf(w, "\n== %s, %s operators, %s runtime\n", c.name, lang, rt)
+				if r.err = c.run(ctx, w, &r); r.err != nil {
+					// The other rows still run: one language's or
+					// runtime's failure is a result, not the end of the
+					// comparison.
+					fmt.Fprintf(w, "%s: %v\n", r.label(), r.err)
+					failed = append(failed, r.label())
+				}
+				results = append(results, r)
+				if ctx.Err() != nil {
+					// Timed out or interrupted: the rows so far are
+					// still worth a table.
+					break rows
+				}
 			}
-			results = append(results, r)
 		}
 	}
 	fmt.Fprintln(w)
 	writePipelineTable(w, results)
+	if err := context.Cause(ctx); err != nil {
+		return fmt.Errorf("stopped after %d rows: %w", len(results), err)
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("%d of %d rows failed: %s", len(failed), len(results), strings.Join(failed, ", "))
+	}
 	return nil
 }
 
@@ -188,18 +248,28 @@ func (o *pipelineOptions) benchNode(ctx context.Context) (*processingNode, func(
 	}, nil
 }
 
-// deployStopped builds, deploys (compiling and initializing the module)
+// deployStopped builds (once per run: rows on other runtimes reuse the
+// module), deploys (compiling and initializing the module on runtime rt)
 // and stops a job, so that starting it later times only processing.
-func deployStopped(ctx context.Context, w io.Writer, n *processingNode, dir, file, lang string) (host.JobSpec, error) {
-	tmp, err := os.MkdirTemp("", "sluice-bench-build-")
-	if err != nil {
-		return host.JobSpec{}, err
+func (o *pipelineOptions) deployStopped(ctx context.Context, w io.Writer, n *processingNode, dir, file, lang, rt string) (host.JobSpec, error) {
+	key := filepath.Join(dir, file) + " " + lang
+	job, ok := o.builds[key]
+	if !ok {
+		tmp, err := os.MkdirTemp("", "sluice-bench-build-")
+		if err != nil {
+			return host.JobSpec{}, err
+		}
+		defer os.RemoveAll(tmp)
+		if job, err = loadExampleJobIn(ctx, w, dir, file, tmp, lang); err != nil {
+			return host.JobSpec{}, err
+		}
+		if o.builds == nil {
+			o.builds = map[string]demoJob{}
+		}
+		o.builds[key] = job
 	}
-	defer os.RemoveAll(tmp)
-	job, err := loadExampleJobIn(ctx, w, dir, file, tmp, lang)
-	if err != nil {
-		return host.JobSpec{}, err
-	}
+	// The host opens the job's runtime when it first compiles for it.
+	job.spec.Runtime = rt
 	start := time.Now()
 	if _, err := n.jobs.Deploy(ctx, job.spec, job.module.Bytes); err != nil {
 		return job.spec, fmt.Errorf("deploy %s: %w", job.spec.Name, err)
@@ -211,75 +281,168 @@ func deployStopped(ctx context.Context, w io.Writer, n *processingNode, dir, fil
 	return job.spec, nil
 }
 
-func (o *pipelineOptions) passthrough(ctx context.Context, w io.Writer) (pipelineResult, error) {
-	res := pipelineResult{name: "passthrough", unit: "records", records: o.records, bytes: o.records * int64(o.recordSize)}
+// passthrough runs the pass-through job built from
+// examples/passthrough/LANG and verifies its output.
+func (o *pipelineOptions) passthrough(ctx context.Context, w io.Writer, res *pipelineResult) error {
+	res.unit, res.records, res.bytes = "records", o.records, o.records*int64(o.recordSize)
 	dir, err := findExample("passthrough")
 	if err != nil {
-		return res, err
+		return err
 	}
 	n, done, err := o.benchNode(ctx)
 	if err != nil {
-		return res, err
+		return err
 	}
 	defer done()
 	spec, err := host.LoadJobFile(filepath.Join(dir, "passthrough.yaml"))
 	if err != nil {
-		return res, err
+		return err
 	}
 	if len(spec.Inputs) != 1 || len(spec.Outputs) != 1 {
-		return res, fmt.Errorf("%s: want one input and one output, have %d and %d", filepath.Join(dir, "passthrough.yaml"), len(spec.Inputs), len(spec.Outputs))
+		return fmt.Errorf("%s: want one input and one output, have %d and %d", filepath.Join(dir, "passthrough.yaml"), len(spec.Inputs), len(spec.Outputs))
 	}
 	in, out := spec.Inputs[0], spec.Outputs[0].Topic
 	if err := n.createTopic(in, o.partitions); err != nil {
-		return res, err
+		return err
 	}
-	if spec, err = deployStopped(ctx, w, n, dir, "passthrough.yaml", "go"); err != nil {
-		return res, err
+	if spec, err = o.deployStopped(ctx, w, n, dir, "passthrough.yaml", res.lang, res.runtime); err != nil {
+		return err
 	}
 
-	value := bench.Payload(o.recordSize)
+	// Each value starts with its partition and index, so that the
+	// verification can tell one record from another; the rest is the
+	// same payload for all. The builder copies the value, so one buffer
+	// per partition serves all its records.
+	payload := bench.Payload(o.recordSize)
+	values := make([][]byte, o.partitions)
+	for p := range values {
+		values[p] = bytes.Clone(payload)
+	}
 	start := time.Now()
-	if err := n.appendRecords(in, spread(o.records, o.partitions), 1000, func(int32, int64) ([]byte, []byte) { return nil, value }); err != nil {
-		return res, err
+	if err := n.appendRecords(in, spread(o.records, o.partitions), 1000, func(p int32, i int64) ([]byte, []byte) {
+		v := values[p]
+		var id [8]byte
+		binary.LittleEndian.PutUint64(id[:], uint64(p)<<40|uint64(i))
+		copy(v, id[:])
+		return nil, v
+	}); err != nil {
+		return err
 	}
 	el := time.Since(start)
 	fmt.Fprintf(w, "wrote %d records of %d bytes into %s in %s (%s records/s; not timed)\n",
 		o.records, o.recordSize, in, el.Round(time.Millisecond), commas(float64(o.records)/el.Seconds()))
 
-	stages, elapsed, err := o.timed(ctx, w, res.name, n, []string{spec.Name}, func() (bool, error) {
+	stages, elapsed, err := o.timed(ctx, w, res.label(), n, []string{spec.Name}, func() (bool, error) {
 		hw, err := n.highWatermarks(out)
 		return hw >= o.records, err
 	}, map[string]uint64{spec.Name: uint64(o.records)})
+	if err != nil {
+		return err // stages were not all gathered: none are shown
+	}
 	res.elapsed, res.stages = elapsed, stages
-	return res, err
+	res.verified, err = verifyPassthrough(n, in, out)
+	return err
+}
+
+// passthroughSample is how many records verifyPassthrough compares at each
+// of the start, the middle and the end of every partition.
+const passthroughSample = 100
+
+// verifyPassthrough checks (untimed) that the job wrote every input record
+// once and unchanged. With null keys, the host sends each task's outputs to
+// its own partition, so output partition p must be input partition p
+// record for record: it compares their record counts, and the key, value,
+// headers and timestamp of the records at the start, middle and end of
+// each partition (comparing all would take longer than the timed phase).
+func verifyPassthrough(n *processingNode, in, out string) (string, error) {
+	info, ok := n.b.Topic(in)
+	if !ok {
+		return "", fmt.Errorf("verifying: topic %s does not exist", in)
+	}
+	var total, compared int64
+	for p := int32(0); p < info.Partitions; p++ {
+		ip, err := n.b.Partition(in, p)
+		if err != nil {
+			return "", err
+		}
+		op, err := n.b.Partition(out, p)
+		if err != nil {
+			return "", err
+		}
+		count := ip.HighWatermark()
+		if got := op.HighWatermark(); got != count {
+			return "", fmt.Errorf("verifying %s-%d: %d records, its input %s-%d has %d", out, p, got, in, p, count)
+		}
+		total += count
+		next := int64(0) // the windows do not overlap
+		for _, at := range []int64{0, count/2 - passthroughSample/2, count - passthroughSample} {
+			at = max(at, next)
+			to := min(at+passthroughSample, count)
+			if at >= to {
+				continue
+			}
+			next = to
+			want, err := n.readRecords(in, p, at, to)
+			if err != nil {
+				return "", err
+			}
+			got, err := n.readRecords(out, p, at, to)
+			if err != nil {
+				return "", err
+			}
+			if len(got) != len(want) {
+				return "", fmt.Errorf("verifying %s-%d: %d records at offsets %d to %d, want %d", out, p, len(got), at, to, len(want))
+			}
+			for i := range want {
+				if g, w := recordString(&got[i]), recordString(&want[i]); g != w {
+					return "", fmt.Errorf("verifying %s-%d: offset %d is %s, its input is %s", out, p, want[i].Offset, g, w)
+				}
+			}
+			compared += int64(len(want))
+		}
+	}
+	return fmt.Sprintf("ok: %s out, %s sampled equal", commas(float64(total)), commas(float64(compared))), nil
+}
+
+// recordString shows what a pass-through must keep of a record: the
+// offset may differ, nothing else.
+func recordString(r *batch.Record) string {
+	return fmt.Sprintf("ts=%d key=%s value=%s headers=%s", r.Timestamp, nullableString(r.Key), nullableString(r.Value), fmt.Sprint(r.Headers))
+}
+
+func nullableString(b []byte) string {
+	if b == nil {
+		return "null"
+	}
+	if len(b) > 24 {
+		return fmt.Sprintf("%q...(%d bytes, sha256 %x)", b[:24], len(b), sha256.Sum256(b))
+	}
+	return fmt.Sprintf("%q", b)
 }
 
 // wordcount runs the word count pair built from examples/wordcount/LANG
-// (the case is named wordcount-LANG, or wordcount for Go).
-func (o *pipelineOptions) wordcount(ctx context.Context, w io.Writer, lang string) (pipelineResult, error) {
-	res := pipelineResult{name: "wordcount", unit: "words"}
-	if lang != "go" {
-		res.name += "-" + lang
-	}
+// and verifies the counts.
+func (o *pipelineOptions) wordcount(ctx context.Context, w io.Writer, res *pipelineResult) error {
+	res.unit = "words"
 	dir, err := findExample("wordcount")
 	if err != nil {
-		return res, err
+		return err
 	}
 	n, done, err := o.benchNode(ctx)
 	if err != nil {
-		return res, err
+		return err
 	}
 	defer done()
 	if err := n.createTopic(sentencesTopic, o.partitions); err != nil {
-		return res, err
+		return err
 	}
-	split, err := deployStopped(ctx, w, n, dir, "split.yaml", lang)
+	split, err := o.deployStopped(ctx, w, n, dir, "split.yaml", res.lang, res.runtime)
 	if err != nil {
-		return res, err
+		return err
 	}
-	count, err := deployStopped(ctx, w, n, dir, "count.yaml", lang)
+	count, err := o.deployStopped(ctx, w, n, dir, "count.yaml", res.lang, res.runtime)
 	if err != nil {
-		return res, err
+		return err
 	}
 
 	// Sentences are generated up front so that generation is not timed
@@ -303,14 +466,14 @@ func (o *pipelineOptions) wordcount(ctx context.Context, w io.Writer, lang strin
 	}
 	start := time.Now()
 	if err := n.appendRecords(sentencesTopic, counts, 500, func(p int32, i int64) ([]byte, []byte) { return nil, perPartition[p][i] }); err != nil {
-		return res, err
+		return err
 	}
 	el := time.Since(start)
 	fmt.Fprintf(w, "wrote %d sentences (%d words, %s) into %s in %s (not timed)\n",
 		sentences, res.records, humanBytes(res.bytes), sentencesTopic, el.Round(time.Millisecond))
 
 	wordsTopic := split.Outputs[0].Topic
-	stages, elapsed, err := o.timed(ctx, w, res.name, n, []string{split.Name, count.Name}, func() (bool, error) {
+	stages, elapsed, err := o.timed(ctx, w, res.label(), n, []string{split.Name, count.Name}, func() (bool, error) {
 		// Every word is in words once split has consumed every sentence
 		// and its outputs are appended; count is done when its positions
 		// (next offsets to process) add up to all of them.
@@ -328,19 +491,28 @@ func (o *pipelineOptions) wordcount(ctx context.Context, w io.Writer, lang strin
 				pos += in.Position
 			}
 		}
-		return pos >= res.records, nil
+		if pos < res.records {
+			return false, nil
+		}
+		// A position moves on when a batch is processed, before its
+		// outputs are appended (under --flush sync, fsynced): count's
+		// last outputs are in when the output topic holds as many
+		// records as count says it wrote.
+		hw, err = n.highWatermarks(count.Outputs[0].Topic)
+		return hw >= int64(totals(st).out), err
 	}, map[string]uint64{split.Name: uint64(sentences), count.Name: uint64(res.records)})
-	res.elapsed, res.stages = elapsed, stages
 	if err != nil {
-		return res, err
+		return err // stages were not all gathered: none are shown
 	}
-	return res, verifyCounts(w, n, count.Outputs[0].Topic, perPartition)
+	res.elapsed, res.stages = elapsed, stages
+	res.verified, err = verifyCounts(w, n, count.Outputs[0].Topic, perPartition)
+	return err
 }
 
 // verifyCounts checks (untimed) that the latest count of every word in the
 // output topic is the word's number of occurrences in the input, so that a
 // fast figure is also a right one.
-func verifyCounts(w io.Writer, n *processingNode, topic string, sentences [][][]byte) error {
+func verifyCounts(w io.Writer, n *processingNode, topic string, sentences [][][]byte) (string, error) {
 	want := map[string]int64{}
 	for _, part := range sentences {
 		for _, s := range part {
@@ -351,29 +523,29 @@ func verifyCounts(w io.Writer, n *processingNode, topic string, sentences [][][]
 	}
 	got, err := n.latestValues(topic)
 	if err != nil {
-		return fmt.Errorf("verifying %s: %w", topic, err)
+		return "", fmt.Errorf("verifying %s: %w", topic, err)
 	}
 	if len(got) != len(want) {
-		return fmt.Errorf("verifying %s: %d distinct words counted, the input has %d", topic, len(got), len(want))
+		return "", fmt.Errorf("verifying %s: %d distinct words counted, the input has %d", topic, len(got), len(want))
 	}
 	for word, c := range want {
 		if got[word] != strconv.FormatInt(c, 10) {
-			return fmt.Errorf("verifying %s: %q counted %q, the input has it %d times", topic, word, got[word], c)
+			return "", fmt.Errorf("verifying %s: %q counted %q, the input has it %d times", topic, word, got[word], c)
 		}
 	}
 	fmt.Fprintf(w, "verified: the latest count in %s of each of the %d distinct words matches the input\n", topic, len(want))
-	return nil
+	return fmt.Sprintf("ok: %s words' counts", commas(float64(len(want)))), nil
 }
 
 // timed starts the jobs, polls until finished reports true, and returns
 // the elapsed time and each job's figures. inputs is each job's total
 // input, to note when each stage had consumed it.
-func (o *pipelineOptions) timed(ctx context.Context, w io.Writer, caseName string, n *processingNode, jobs []string, finished func() (bool, error), inputs map[string]uint64) ([]stageResult, time.Duration, error) {
+func (o *pipelineOptions) timed(ctx context.Context, w io.Writer, label string, n *processingNode, jobs []string, finished func() (bool, error), inputs map[string]uint64) ([]stageResult, time.Duration, error) {
 	stages := make([]stageResult, len(jobs))
 	if o.cpuProfile != "" {
-		// One profile per case: FILE.pprof becomes FILE-<case>.pprof.
+		// One profile per row: FILE.pprof becomes FILE-<label>.pprof.
 		ext := filepath.Ext(o.cpuProfile)
-		path := strings.TrimSuffix(o.cpuProfile, ext) + "-" + caseName + ext
+		path := strings.TrimSuffix(o.cpuProfile, ext) + "-" + label + ext
 		f, err := os.Create(path)
 		if err != nil {
 			return nil, 0, err
@@ -383,7 +555,7 @@ func (o *pipelineOptions) timed(ctx context.Context, w io.Writer, caseName strin
 			return nil, 0, err
 		}
 		defer pprof.StopCPUProfile()
-		defer fmt.Fprintf(w, "CPU profile of the timed %s phase: %s\n", caseName, path)
+		defer fmt.Fprintf(w, "CPU profile of the timed %s phase: %s\n", label, path)
 	}
 	start := time.Now()
 	for i, j := range jobs {
@@ -457,25 +629,29 @@ func stageSummary(n *processingNode, jobs []string) string {
 }
 
 func writePipelineTable(w io.Writer, results []pipelineResult) {
-	fmt.Fprintln(w, "pipeline (timed: from starting the jobs until the last output is in; build, compile and input writing excluded)")
+	fmt.Fprintln(w, "pipeline (timed: from starting the jobs until the last output is in; build, compile, input writing and verification excluded)")
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "case\tinput\tseconds\tper second\tinput MB/s\t")
+	fmt.Fprintln(tw, "case\tlang\truntime\tinput\tseconds\tper second\tinput MB/s\tverified\t")
 	for _, r := range results {
+		if r.err != nil {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t\t\t\t\tFAILED (see above)\t\n", r.name, r.lang, r.runtime)
+			continue
+		}
 		secs := r.elapsed.Seconds()
-		fmt.Fprintf(tw, "%s\t%s %s\t%.2f\t%s %s/s\t%.1f\t\n", r.name, commas(float64(r.records)), r.unit, secs,
-			commas(float64(r.records)/secs), r.unit, float64(r.bytes)/1e6/secs)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s %s\t%.2f\t%s %s/s\t%.1f\t%s\t\n", r.name, r.lang, r.runtime, commas(float64(r.records)), r.unit, secs,
+			commas(float64(r.records)/secs), r.unit, float64(r.bytes)/1e6/secs, r.verified)
 	}
 	tw.Flush()
 	fmt.Fprintln(w, "\nstages (from the jobs' status)")
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "case\tjob\trecords in\trecords out\tinput done after\tin records/s\trestarts\t")
+	fmt.Fprintln(tw, "case\tlang\truntime\tjob\trecords in\trecords out\tinput done after\tin records/s\trestarts\t")
 	var errs []string
 	for _, r := range results {
 		for _, s := range r.stages {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.2fs\t%s\t%d\t\n", r.name, s.job, commas(float64(s.in)), commas(float64(s.out)),
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%.2fs\t%s\t%d\t\n", r.name, r.lang, r.runtime, s.job, commas(float64(s.in)), commas(float64(s.out)),
 				s.inputDone.Seconds(), commas(float64(s.in)/s.inputDone.Seconds()), s.restarts)
 			for _, e := range s.lastErrors {
-				errs = append(errs, s.job+" "+e)
+				errs = append(errs, r.label()+" "+s.job+" "+e)
 			}
 		}
 	}

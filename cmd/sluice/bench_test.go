@@ -4,6 +4,11 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/sluice-io/sluice/internal/aswasm"
+	"github.com/sluice-io/sluice/internal/cwasm"
+	"github.com/sluice-io/sluice/internal/rustwasm"
+	"github.com/sluice-io/sluice/plugins/runtimes"
 )
 
 var ratioLine = regexp.MustCompile(`(?m)^sluice/jetstream: \d+\.\d\dx records/s$`)
@@ -67,5 +72,75 @@ func TestBenchProduceWithGroupConsumer(t *testing.T) {
 	}
 	if list := n.ok("", "group", "list"); strings.Contains(list, "sluice-bench") {
 		t.Errorf("benchmark group left behind:\n%s", list)
+	}
+}
+
+// `bench pipeline --lang all --runtime all` runs the pass-through job
+// with the operator of every language, and the word count pair in C (the
+// quickest to build), on every runtime of this binary; verifies each row
+// (pass-through outputs counted and sampled against the input, word counts
+// against the input) and prints one row per case, language and runtime.
+// A smoke test: the figures are not asserted. (Every language's word
+// count on every runtime takes minutes to build and compile; the
+// operators' equivalence is examples/*/languages_test.go's.)
+func TestBenchPipelineLanguagesAndRuntimes(t *testing.T) {
+	cwasm.RequireToolchain(t)
+	rustwasm.RequireToolchain(t)
+	aswasm.RequireToolchain(t)
+	header := regexp.MustCompile(`(?m)^\s+case\s+lang\s+runtime\s+input\s+seconds\s+per second\s+input MB/s\s+verified\s*$`)
+	for _, run := range []struct {
+		args  []string
+		langs []string
+		rows  func(lang, rt string) []string
+	}{
+		{[]string{"--case", "passthrough", "--lang", "all"}, []string{"go", "c", "rust", "as"}, func(lang, rt string) []string {
+			return []string{
+				// Every output is counted; 100 records are compared at
+				// each of 3 places of each of 2 partitions.
+				`passthrough\s+` + lang + `\s+` + rt + `\s+3,000 records\s+[\d.]+\s+[1-9][\d,]* records/s\s+[\d.]+\s+ok: 3,000 out, 600 sampled equal`,
+				`passthrough\s+` + lang + `\s+` + rt + `\s+passthrough\s+3,000\s+3,000\s+[\d.]+s\s+[1-9][\d,]*\s+0`,
+			}
+		}},
+		{[]string{"--case", "wordcount", "--lang", "c"}, []string{"c"}, func(lang, rt string) []string {
+			return []string{
+				`wordcount\s+` + lang + `\s+` + rt + `\s+3,\d{3} words\s+[\d.]+\s+[1-9][\d,]* words/s\s+[\d.]+\s+ok: [1-9][\d,]* words' counts`,
+				`wordcount\s+` + lang + `\s+` + rt + `\s+count\s+3,\d{3}\s+[1-9][\d,]*\s+[\d.]+s\s+[1-9][\d,]*\s+0`,
+			}
+		}},
+	} {
+		args := append([]string{"bench", "pipeline", "--runtime", "all", "--records", "3000", "--partitions", "2", "--data-dir", t.TempDir()}, run.args...)
+		r := sluice(t, "", args...)
+		if r.code != 0 {
+			t.Fatalf("%s: %s", strings.Join(args, " "), r)
+		}
+		if !header.MatchString(r.stdout) {
+			t.Errorf("%s: no table header in:\n%s", strings.Join(args, " "), r.stdout)
+		}
+		for _, lang := range run.langs {
+			for _, rt := range runtimes.Available() {
+				for _, want := range run.rows(lang, rt) {
+					if !regexp.MustCompile(`(?m)^\s+` + want + `\s*$`).MatchString(r.stdout) {
+						t.Errorf("%s: output lacks a row matching %s:\n%s", strings.Join(args, " "), want, r.stdout)
+					}
+				}
+			}
+		}
+	}
+}
+
+// A runtime that is not built into the binary, or not one at all, is
+// refused before anything runs, with runtimes.Check's explanation.
+func TestBenchPipelineUnavailableRuntime(t *testing.T) {
+	names := []string{"nosuchruntime"}
+	for _, name := range runtimes.Known {
+		if runtimes.Check(name) != nil {
+			names = append(names, name)
+		}
+	}
+	for _, name := range names {
+		r := sluice(t, "", "bench", "pipeline", "--runtime", name, "--records", "10", "--data-dir", t.TempDir())
+		if want := "--runtime: " + runtimes.Check(name).Error(); r.code != 2 || !strings.Contains(r.stderr, want) || strings.Contains(r.stdout, "==") {
+			t.Errorf("--runtime %s: %s\nwant exit 2 with %q and nothing run", name, r, want)
+		}
 	}
 }

@@ -79,6 +79,7 @@ operators are WebAssembly modules. This binary runs a node and talks to one.`,
 		newBuildCmd(),
 		newJobCmd(),
 		newDemoCmd(),
+		newConformanceCmd(),
 	)
 	return root
 }

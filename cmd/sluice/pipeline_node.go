@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -187,37 +189,77 @@ func (n *processingNode) latestValues(topic string) (map[string]string, error) {
 	}
 	latest := map[string]string{}
 	for p := int32(0); p < info.Partitions; p++ {
-		part, err := n.b.Partition(topic, p)
-		if err != nil {
+		if err := n.eachRecord(topic, p, 0, func(rec *batch.Record) bool {
+			latest[string(rec.Key)] = string(rec.Value)
+			return true
+		}); err != nil {
 			return nil, err
-		}
-		for off := part.LogStartOffset(); off < part.HighWatermark(); {
-			data, err := part.Read(off, 4<<20)
-			if err != nil {
-				return nil, fmt.Errorf("reading %s-%d at %d: %w", topic, p, off, err)
-			}
-			next := off
-			for rest := data; len(rest) > 0; {
-				b, h, r, err := batch.Next(rest)
-				if err != nil {
-					return nil, fmt.Errorf("reading %s-%d at %d: %w", topic, p, next, err)
-				}
-				rest, next = r, h.NextOffset()
-				if h.IsControl() {
-					continue
-				}
-				if err := batch.Records(b, func(rec *batch.Record) bool {
-					latest[string(rec.Key)] = string(rec.Value)
-					return true
-				}); err != nil {
-					return nil, err
-				}
-			}
-			if next <= off {
-				return nil, fmt.Errorf("reading %s-%d: no progress at offset %d", topic, p, off)
-			}
-			off = next
 		}
 	}
 	return latest, nil
+}
+
+// readRecords returns copies of the records of a topic's partition with
+// offsets in [from, to).
+func (n *processingNode) readRecords(topic string, p int32, from, to int64) ([]batch.Record, error) {
+	var recs []batch.Record
+	err := n.eachRecord(topic, p, from, func(rec *batch.Record) bool {
+		if rec.Offset >= to {
+			return false
+		}
+		if rec.Offset >= from {
+			r := *rec
+			r.Key, r.Value = bytes.Clone(rec.Key), bytes.Clone(rec.Value)
+			r.Headers = nil
+			for _, h := range rec.Headers {
+				r.Headers = append(r.Headers, batch.RecordHeader{Key: strings.Clone(h.Key), Value: bytes.Clone(h.Value)})
+			}
+			recs = append(recs, r)
+		}
+		return true
+	})
+	return recs, err
+}
+
+// eachRecord calls fn for the records of a topic's partition from the
+// batch holding offset from (or the log start) up to the high watermark,
+// skipping control batches, until fn returns false. The record passed to
+// fn aliases a read buffer: fn copies what it keeps.
+func (n *processingNode) eachRecord(topic string, p int32, from int64, fn func(*batch.Record) bool) error {
+	part, err := n.b.Partition(topic, p)
+	if err != nil {
+		return err
+	}
+	for off := max(from, part.LogStartOffset()); off < part.HighWatermark(); {
+		data, err := part.Read(off, 4<<20)
+		if err != nil {
+			return fmt.Errorf("reading %s-%d at %d: %w", topic, p, off, err)
+		}
+		next := off
+		for rest := data; len(rest) > 0; {
+			b, h, r, err := batch.Next(rest)
+			if err != nil {
+				return fmt.Errorf("reading %s-%d at %d: %w", topic, p, next, err)
+			}
+			rest, next = r, h.NextOffset()
+			if h.IsControl() {
+				continue
+			}
+			more := true
+			if err := batch.Records(b, func(rec *batch.Record) bool {
+				more = fn(rec)
+				return more
+			}); err != nil {
+				return err
+			}
+			if !more {
+				return nil
+			}
+		}
+		if next <= off {
+			return fmt.Errorf("reading %s-%d: no progress at offset %d", topic, p, off)
+		}
+		off = next
+	}
+	return nil
 }

@@ -20,13 +20,13 @@ func TestBenchPipelineSmoke(t *testing.T) {
 		t.Fatalf("sluice bench pipeline: %v\n%s", err, out)
 	}
 	for _, want := range []*regexp.Regexp{
-		regexp.MustCompile(`(?m)^\s+case\s+input\s+seconds\s+per second\s+input MB/s\s*$`),
-		regexp.MustCompile(`(?m)^\s+passthrough\s+200,000 records\s+[\d.]+\s+[1-9][\d,]* records/s\s+[\d.]*[1-9][\d.]*\s*$`),
-		regexp.MustCompile(`(?m)^\s+wordcount\s+200,\d{3} words\s+[\d.]+\s+[1-9][\d,]* words/s\s+[\d.]*[1-9][\d.]*\s*$`),
-		regexp.MustCompile(`(?m)^\s+passthrough\s+passthrough\s+200,000\s+200,000\s+[\d.]+s\s+[1-9][\d,]*\s+0\s*$`),
-		regexp.MustCompile(`(?m)^\s+wordcount\s+split\s+[1-9][\d,]*\s+200,\d{3}\s+[\d.]+s\s+[1-9][\d,]*\s+0\s*$`),
+		regexp.MustCompile(`(?m)^\s+case\s+lang\s+runtime\s+input\s+seconds\s+per second\s+input MB/s\s+verified\s*$`),
+		regexp.MustCompile(`(?m)^\s+passthrough\s+go\s+wazero\s+200,000 records\s+[\d.]+\s+[1-9][\d,]* records/s\s+[\d.]*[1-9][\d.]*\s+ok: 200,000 out, 1,200 sampled equal\s*$`),
+		regexp.MustCompile(`(?m)^\s+wordcount\s+go\s+wazero\s+200,\d{3} words\s+[\d.]+\s+[1-9][\d,]* words/s\s+[\d.]*[1-9][\d.]*\s+ok: [1-9][\d,]* words' counts\s*$`),
+		regexp.MustCompile(`(?m)^\s+passthrough\s+go\s+wazero\s+passthrough\s+200,000\s+200,000\s+[\d.]+s\s+[1-9][\d,]*\s+0\s*$`),
+		regexp.MustCompile(`(?m)^\s+wordcount\s+go\s+wazero\s+split\s+[1-9][\d,]*\s+200,\d{3}\s+[\d.]+s\s+[1-9][\d,]*\s+0\s*$`),
 		// count emits once per word per batch, so fewer records than words.
-		regexp.MustCompile(`(?m)^\s+wordcount\s+count\s+200,\d{3}\s+[1-9][\d,]*\s+[\d.]+s\s+[1-9][\d,]*\s+0\s*$`),
+		regexp.MustCompile(`(?m)^\s+wordcount\s+go\s+wazero\s+count\s+200,\d{3}\s+[1-9][\d,]*\s+[\d.]+s\s+[1-9][\d,]*\s+0\s*$`),
 		regexp.MustCompile(`(?m)^verified: the latest count in word-counts of each of the [1-9]\d* distinct words matches the input$`),
 	} {
 		if !want.Match(out) {

@@ -4,7 +4,8 @@ import "fmt"
 
 // rewriteBody appends to dst the function body in r.b[r.pos:r.end] (the
 // bytes after the body's size) with prologue inserted after the local
-// declarations and after the block type of every loop. It copies the
+// declarations and after the block type of every loop, and, when grow is
+// not nil, every memory.grow on memory 0 replaced by grow. It copies the
 // input in runs between insertion points, so the cost is one decode of
 // each instruction's immediates plus a memmove.
 //
@@ -13,7 +14,7 @@ import "fmt"
 // an error, because skipping a wrong number of immediate bytes would make
 // it misread the rest of the body and insert code in the middle of an
 // immediate.
-func rewriteBody(dst []byte, r *reader, prologue []byte) ([]byte, error) {
+func rewriteBody(dst []byte, r *reader, prologue, grow []byte) ([]byte, error) {
 	// Local declarations: vec(count, valtype), copied unchanged.
 	start := r.pos
 	groups := r.u32("local declaration count")
@@ -42,7 +43,12 @@ func rewriteBody(dst []byte, r *reader, prologue []byte) ([]byte, error) {
 		switch immediates[op] {
 		case immNone:
 		case immU32:
-			r.u32("index")
+			idx := r.u32("index")
+			if op == 0x40 && idx == 0 && grow != nil && r.err == nil {
+				dst = append(dst, r.b[copyFrom:at]...)
+				dst = append(dst, grow...)
+				copyFrom = r.pos
+			}
 		case immMemarg:
 			r.memarg()
 		case immS32:

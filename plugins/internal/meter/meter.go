@@ -119,7 +119,52 @@ var newGlobalDecl = []byte{0x7f, 0x01, 0x41, 0x00, 0x0b}
 // (and the result will be rejected too). Errors name the function index
 // and the byte offset in wasm.
 func Instrument(wasm []byte, yieldModule, yieldName, exportName string) ([]byte, error) {
-	out, err := instrument(wasm, yieldModule, yieldName, exportName)
+	return InstrumentWithOptions(wasm, yieldModule, yieldName, exportName, Options{})
+}
+
+// Options are the optional rewrites of InstrumentWithOptions.
+type Options struct {
+	// GrowRefusedExport, when not "", makes every memory.grow on memory 0
+	// record a refusal: the instruction is replaced by a stack-neutral
+	// sequence with the same result that, when the grow fails (returns
+	// -1), stores the refused delta in pages into a new mutable i32
+	// global exported under this name, unless an earlier refusal is
+	// already stored there. The global starts at 0, so a nonzero value
+	// means some grow was refused (a refused grow always has a nonzero
+	// delta: growing by 0 pages cannot fail).
+	//
+	// This is for runtimes that cannot observe a refused growth
+	// themselves (wasmtime's store limiter just makes memory.grow return
+	// -1): the host reads the global after a guest died to tell "ran out
+	// of memory" from other traps. The rewrite uses a second appended
+	// global as a temporary instead of a local, so no local, function,
+	// type or existing global index changes:
+	//
+	//	global.set $tmp            ;; the delta
+	//	global.get $tmp
+	//	memory.grow 0
+	//	i32.const 1
+	//	i32.add                    ;; 0 exactly when the grow failed
+	//	if (result i32)
+	//	  memory.size 0
+	//	  global.get $tmp
+	//	  i32.sub                  ;; the old size, which memory.grow returned
+	//	else
+	//	  global.get $refused
+	//	  i32.eqz
+	//	  if
+	//	    global.get $tmp
+	//	    global.set $refused
+	//	  end
+	//	  i32.const -1
+	//	end
+	GrowRefusedExport string
+}
+
+// InstrumentWithOptions is Instrument with the optional rewrites of opts.
+// With the zero Options it returns exactly what Instrument returns.
+func InstrumentWithOptions(wasm []byte, yieldModule, yieldName, exportName string, opts Options) ([]byte, error) {
+	out, err := instrument(wasm, yieldModule, yieldName, exportName, opts)
 	if err != nil {
 		return nil, fmt.Errorf("meter: %w", err)
 	}
@@ -148,11 +193,23 @@ type instrumenter struct {
 
 	fuelGlobal uint32
 	prologue   []byte
+
+	// The grow-refusal rewrite (Options.GrowRefusedExport), if enabled.
+	growExport    string
+	tmpGlobal     uint32
+	refusedGlobal uint32
+	growSeq       []byte // replaces memory.grow 0; nil when disabled
 }
 
-func instrument(wasm []byte, yieldModule, yieldName, exportName string) ([]byte, error) {
+func instrument(wasm []byte, yieldModule, yieldName, exportName string, opts Options) ([]byte, error) {
 	if !utf8.ValidString(exportName) {
 		return nil, fmt.Errorf("export name %q is not valid UTF-8", exportName)
+	}
+	if !utf8.ValidString(opts.GrowRefusedExport) {
+		return nil, fmt.Errorf("export name %q is not valid UTF-8", opts.GrowRefusedExport)
+	}
+	if opts.GrowRefusedExport != "" && opts.GrowRefusedExport == exportName {
+		return nil, fmt.Errorf("the fuel and grow-refusal exports are both named %q", exportName)
 	}
 	if len(wasm) < 8 || !bytes.Equal(wasm[:4], magicVersion[:4]) {
 		return nil, errors.New("not a WebAssembly binary module (bad magic number)")
@@ -165,6 +222,7 @@ func instrument(wasm []byte, yieldModule, yieldName, exportName string) ([]byte,
 		yieldModule: yieldModule,
 		yieldName:   yieldName,
 		exportName:  exportName,
+		growExport:  opts.GrowRefusedExport,
 		// Headroom for the prologues; growing once is fine too.
 		out: make([]byte, 0, len(wasm)+len(wasm)/4+64),
 	}
@@ -407,17 +465,28 @@ func (in *instrumenter) writeGlobals(s *reader) error {
 		// The existing declarations are kept verbatim; we only need their count.
 		rest = s.b[s.pos:s.end]
 	}
-	if uint64(in.importedGlobals)+uint64(in.definedGlobals) >= 1<<32-1 {
+	added := uint32(1)
+	if in.growExport != "" {
+		added = 3 // fuel, the temporary, the refusal
+	}
+	if uint64(in.importedGlobals)+uint64(in.definedGlobals) >= 1<<32-uint64(added) {
 		return errors.New("too many globals")
 	}
 	in.fuelGlobal = in.importedGlobals + in.definedGlobals
 
 	var count [5]byte
-	c := appendU32(count[:0], in.definedGlobals+1)
-	in.out = appendSectionHeader(in.out, secGlobal, len(c)+len(rest)+len(newGlobalDecl))
+	c := appendU32(count[:0], in.definedGlobals+added)
+	in.out = appendSectionHeader(in.out, secGlobal, len(c)+len(rest)+int(added)*len(newGlobalDecl))
 	in.out = append(in.out, c...)
 	in.out = append(in.out, rest...)
-	in.out = append(in.out, newGlobalDecl...)
+	for range added {
+		in.out = append(in.out, newGlobalDecl...)
+	}
+	if in.growExport != "" {
+		in.tmpGlobal = in.fuelGlobal + 1
+		in.refusedGlobal = in.fuelGlobal + 2
+		in.growSeq = growSequence(in.tmpGlobal, in.refusedGlobal)
+	}
 
 	// The prologue, with this module's indices (see the package comment).
 	p := make([]byte, 0, 32)
@@ -449,26 +518,61 @@ func (in *instrumenter) writeExports(s *reader) error {
 			if s.err == nil && string(name) == in.exportName {
 				return fmt.Errorf("module already exports a %q", in.exportName)
 			}
+			if s.err == nil && in.growExport != "" && string(name) == in.growExport {
+				return fmt.Errorf("module already exports a %q", in.growExport)
+			}
 		}
 		if err := in.sectionEnd(s, "export"); err != nil {
 			return err
 		}
 		rest = s.b[start:s.end]
 	}
-	var count [5]byte
-	c := appendU32(count[:0], n+1)
-	var idx [5]byte
-	gi := appendU32(idx[:0], in.fuelGlobal)
-	var nameLen [5]byte
-	nl := appendU32(nameLen[:0], uint32(len(in.exportName)))
-	in.out = appendSectionHeader(in.out, secExport, len(c)+len(rest)+len(nl)+len(in.exportName)+1+len(gi))
+	added := appendGlobalExport(nil, in.exportName, in.fuelGlobal)
+	count := n + 1
+	if in.growExport != "" {
+		added = appendGlobalExport(added, in.growExport, in.refusedGlobal)
+		count++
+	}
+	var cb [5]byte
+	c := appendU32(cb[:0], count)
+	in.out = appendSectionHeader(in.out, secExport, len(c)+len(rest)+len(added))
 	in.out = append(in.out, c...)
 	in.out = append(in.out, rest...)
-	in.out = append(in.out, nl...)
-	in.out = append(in.out, in.exportName...)
-	in.out = append(in.out, externGlobal)
-	in.out = append(in.out, gi...)
+	in.out = append(in.out, added...)
 	return nil
+}
+
+// appendGlobalExport appends the export entry of global index gi as name.
+func appendGlobalExport(b []byte, name string, gi uint32) []byte {
+	b = appendU32(b, uint32(len(name)))
+	b = append(b, name...)
+	b = append(b, externGlobal)
+	return appendU32(b, gi)
+}
+
+// growSequence is the replacement of memory.grow 0 (see
+// Options.GrowRefusedExport) for these global indices.
+func growSequence(tmp, refused uint32) []byte {
+	p := make([]byte, 0, 48)
+	p = append(p, 0x24) // global.set $tmp
+	p = appendU32(p, tmp)
+	p = append(p, 0x23) // global.get $tmp
+	p = appendU32(p, tmp)
+	p = append(p, 0x40, 0x00)       // memory.grow 0
+	p = append(p, 0x41, 0x01, 0x6a) // i32.const 1; i32.add
+	p = append(p, 0x04, 0x7f)       // if (result i32)
+	p = append(p, 0x3f, 0x00, 0x23) // memory.size 0; global.get $tmp
+	p = appendU32(p, tmp)
+	p = append(p, 0x6b)       // i32.sub
+	p = append(p, 0x05, 0x23) // else; global.get $refused
+	p = appendU32(p, refused)
+	p = append(p, 0x45, 0x04, 0x40, 0x23) // i32.eqz; if; global.get $tmp
+	p = appendU32(p, tmp)
+	p = append(p, 0x24) // global.set $refused
+	p = appendU32(p, refused)
+	p = append(p, 0x0b)             // end
+	p = append(p, 0x41, 0x7f, 0x0b) // i32.const -1; end
+	return p
 }
 
 // writeCode rewrites every function body, straight into the output.
@@ -494,7 +598,7 @@ func (in *instrumenter) writeCode(s *reader) error {
 		s.pos = br.end
 		body := in.beginSized()
 		var err error
-		if in.out, err = rewriteBody(in.out, br, in.prologue); err != nil {
+		if in.out, err = rewriteBody(in.out, br, in.prologue, in.growSeq); err != nil {
 			return funcError(funcIndex, err)
 		}
 		if err := in.endSized(body); err != nil {

@@ -294,7 +294,7 @@ func TestGoGuest(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds a Go guest")
 	}
-	orig, err := gowasm.BuildBytes("../../../../examples/wordcount/go/split")
+	orig, err := gowasm.BuildBytes("../../../examples/wordcount/go/split")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -696,7 +696,7 @@ func FuzzInstrument(f *testing.F) {
 }
 
 func BenchmarkInstrument(b *testing.B) {
-	wasm, err := gowasm.BuildBytes("../../../../examples/wordcount/go/split")
+	wasm, err := gowasm.BuildBytes("../../../examples/wordcount/go/split")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -767,5 +767,142 @@ func TestTryTable(t *testing.T) {
 	// yield.
 	if res[0] != 42 || yields != 1 {
 		t.Errorf("f(42) = %d with %d yields, want 42 and 1", res[0], yields)
+	}
+}
+
+const growRefusedExport = "sluice_grow_refused"
+
+// growWAT grows a memory that has a maximum of 3 pages, with memory.grow
+// in different positions: alone, under other operands, in a loop, and with
+// a non-minimal encoding of the memory index.
+const growWAT = `(module
+  (import "sluice_v1" "check_abi_version_1" (func $yield))
+  (memory (export "memory") 1 3)
+  (global $g (mut i32) (i32.const 9))
+  (func (export "grow") (param $n i32) (result i32)
+    (memory.grow (local.get $n)))
+  ;; 1000 + grow(n): operands below the grow stay untouched.
+  (func (export "under") (param $n i32) (result i32)
+    (i32.add (i32.const 1000) (memory.grow (local.get $n))))
+  ;; grows by 1 page n times in a loop, returns the sum of the results.
+  (func (export "loop") (param $n i32) (result i32) (local $acc i32)
+    (block $done
+      (loop $l
+        (br_if $done (i32.eqz (local.get $n)))
+        (local.set $acc (i32.add (local.get $acc) (memory.grow (i32.const 1))))
+        (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+        (br $l)))
+    (local.get $acc))
+  (func (export "size") (param i32) (result i32) (memory.size))
+  (func (export "g") (param i32) (result i32) (global.get $g)))`
+
+func mustInstrumentGrow(t testing.TB, wasm []byte) []byte {
+	t.Helper()
+	out, err := InstrumentWithOptions(wasm, yieldModule, yieldName, fuelExport, Options{GrowRefusedExport: growRefusedExport})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func refused(t *testing.T, h *harness) int32 {
+	t.Helper()
+	g := h.mod.ExportedGlobal(growRefusedExport)
+	if g == nil {
+		t.Fatalf("no %s export", growRefusedExport)
+	}
+	return int32(uint32(g.Get()))
+}
+
+func TestGrowRefusal(t *testing.T) {
+	orig := wat(t, growWAT)
+	inst := mustInstrumentGrow(t, orig)
+	h := newHarness(t, inst, 1000)
+	if got := refused(t, h); got != 0 {
+		t.Fatalf("refusal global starts at %d", got)
+	}
+	if got := int32(h.call(t, "grow", 1)); got != 1 {
+		t.Fatalf("grow(1) = %d, want the old size 1", got)
+	}
+	if got := int32(h.call(t, "grow", 0)); got != 2 {
+		t.Fatalf("grow(0) = %d, want 2", got)
+	}
+	if got := refused(t, h); got != 0 {
+		t.Fatalf("refusal recorded after successful grows: %d", got)
+	}
+	if got := int32(h.call(t, "grow", 5)); got != -1 {
+		t.Fatalf("grow(5) over the maximum = %d, want -1", got)
+	}
+	if got := refused(t, h); got != 5 {
+		t.Fatalf("refusal global %d, want the refused delta 5", got)
+	}
+	// A later refusal does not overwrite the first.
+	if got := int32(h.call(t, "under", 7)); got != 999 {
+		t.Fatalf("1000 + grow(7) = %d, want 999", got)
+	}
+	if got := refused(t, h); got != 5 {
+		t.Fatalf("refusal global %d after a second refusal, want the first (5)", got)
+	}
+	if got := int32(h.call(t, "under", 1)); got != 1002 {
+		t.Fatalf("1000 + grow(1) = %d, want 1002", got)
+	}
+	if got := int32(h.call(t, "size", 0)); got != 3 {
+		t.Fatalf("size %d, want 3", got)
+	}
+	if got := int32(h.call(t, "g", 0)); got != 9 {
+		t.Fatalf("the module's own global is %d, want 9: global indices moved", got)
+	}
+
+	// The same module without the option keeps memory.grow and gains no
+	// export; with it, results are identical to the original's.
+	plain := mustInstrument(t, orig)
+	if bytes.Contains(plain, []byte(growRefusedExport)) {
+		t.Fatal("Instrument without options added the refusal export")
+	}
+	for _, wasm := range [][]byte{orig, plain, inst} {
+		h := newHarness(t, wasm, 1000)
+		if got := int32(h.call(t, "loop", 4)); got != 1+2-1-1 {
+			t.Fatalf("loop(4) = %d, want 1", got)
+		}
+	}
+	h = newHarness(t, inst, 1000)
+	h.call(t, "loop", 4)
+	if got := refused(t, h); got != 1 {
+		t.Fatalf("refusal global %d after loop, want 1", got)
+	}
+}
+
+func TestGrowRefusalEncodingsAndErrors(t *testing.T) {
+	// memory.grow with a non-minimal LEB128 memory index (0x80 0x00) is
+	// still memory 0.
+	orig := wat(t, `(module
+  (import "sluice_v1" "check_abi_version_1" (func $yield))
+  (memory 1 1)
+  (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0))))`)
+	i := bytes.Index(orig, []byte{0x20, 0x00, 0x40, 0x00, 0x0b})
+	if i < 0 {
+		t.Fatal("memory.grow not found in the module")
+	}
+	// Body: size, locals (0), local.get 0, memory.grow 0, end. Lengthen
+	// the memory index and fix the body and section sizes.
+	mod := append(append(append([]byte{}, orig[:i+3]...), 0x80, 0x00), orig[i+4:]...)
+	mod[i-2]++ // body size
+	// The code section header precedes the body: id 10, size, count 1.
+	if mod[i-5] != 10 {
+		t.Fatalf("unexpected layout % x", mod[i-6:i+6])
+	}
+	mod[i-4]++
+	inst := mustInstrumentGrow(t, mod)
+	h := newHarness(t, inst, 1000)
+	if got := int32(h.call(t, "grow", 1)); got != -1 || refused(t, h) != 1 {
+		t.Fatalf("grow(1) = %d, refused %d; want -1 and 1", got, refused(t, h))
+	}
+
+	good := wat(t, `(module (import "sluice_v1" "check_abi_version_1" (func)) (global (export "sluice_grow_refused") i32 (i32.const 0)))`)
+	if _, err := InstrumentWithOptions(good, yieldModule, yieldName, fuelExport, Options{GrowRefusedExport: growRefusedExport}); err == nil || !strings.Contains(err.Error(), "already exports") {
+		t.Fatalf("export clash: got %v", err)
+	}
+	if _, err := InstrumentWithOptions(good, yieldModule, yieldName, fuelExport, Options{GrowRefusedExport: fuelExport}); err == nil {
+		t.Fatal("same name for both exports accepted")
 	}
 }

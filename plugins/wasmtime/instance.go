@@ -1,0 +1,493 @@
+//go:build cgo && !nowasmtime
+
+package wasmtime
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	wt "github.com/bytecodealliance/wasmtime-go/v39"
+
+	"github.com/sluice-io/sluice/abi"
+	"github.com/sluice-io/sluice/plugins"
+	"github.com/sluice-io/sluice/plugins/internal/sandbox"
+)
+
+// module is a compiled, validated operator.
+type module struct {
+	r             *Runtime
+	compiled      *wt.Module
+	sha           string
+	minMemory     uint64 // bytes the memory starts with
+	hasInitialize bool
+
+	closeOnce sync.Once
+}
+
+func newModule(r *Runtime, cm *wt.Module, sha string) *module {
+	m := &module{r: r, compiled: cm, sha: sha}
+	for _, ex := range cm.Exports() {
+		ty := ex.Type()
+		switch {
+		case ex.Name() == abi.ExportMemory && ty.MemoryType() != nil:
+			m.minMemory = ty.MemoryType().Minimum() * pageSize
+		case ex.Name() == abi.ExportInitialize && ty.FuncType() != nil:
+			m.hasInitialize = true
+		}
+	}
+	return m
+}
+
+func (m *module) SHA256() string { return m.sha }
+
+func (m *module) close() { m.closeOnce.Do(m.compiled.Close) }
+
+const pageSize = 65536
+
+// minRegion is the smallest input region the host asks sluice_alloc for,
+// so that small batches do not make the guest allocate again and again.
+const minRegion = 64 << 10
+
+// instance is one running guest. All fields except interrupted are used
+// only by the goroutine that owns the instance (host functions run on it
+// too, inside the guest call).
+type instance struct {
+	name   string
+	host   plugins.Host
+	limits plugins.Limits
+
+	store      *wt.Store
+	mem        *wt.Memory // the exported memory, once instantiated
+	fuel       *wt.Global // the meter's fuel global, once known
+	refusedMem *wt.Global // the meter's grow-refusal global
+	allocFn    *wt.Func
+	initFn     *wt.Func
+	processFn  *wt.Func
+
+	limitBytes  uint64
+	epochTicks  uint64 // the store's epoch deadline for every call
+	stdout      io.Writer
+	stderr      *sandbox.Stderr
+	clocks      *sandbox.Clocks
+	rand        io.Reader
+	stdioClosed [3]bool
+
+	// During a host call: the caller (a wasmtime_caller_t), the store's
+	// context (a wasmtime_context_t) and the guest's memory.
+	caller unsafe.Pointer
+	ctx    unsafe.Pointer
+	curMem []byte
+	argv   [maxHostArgs]uint64 // a host call's arguments
+	// storeCtx is the store's context, the key of instances.
+	storeCtx unsafe.Pointer
+
+	// callStart is when the current call began; hostYield compares it
+	// with the call timeout.
+	callStart time.Time
+	timedOut  bool
+	// interrupted is set from another goroutine when the caller's context
+	// is done; the guest stops at its next yield.
+	interrupted    atomic.Bool
+	cancelByCaller func()
+	// exited and exitCode record a proc_exit.
+	exited   bool
+	exitCode uint32
+	// hostPanic is a panic of the host's own code during a host call.
+	hostPanic any
+
+	region    uint32 // input region from sluice_alloc
+	regionCap uint32
+
+	// Per-call state, reset before each call.
+	inInit   bool
+	outBytes int
+	errSet   bool
+	errIndex int32
+	errMsg   []byte
+	fault    *plugins.Fault // an ABI violation found by a host function
+
+	// Scratch reused by host functions.
+	outputs   abi.OutputReader
+	output    abi.Output
+	scanStart []byte
+	scanEnd   []byte
+
+	closed bool
+}
+
+func (m *module) Instantiate(ctx context.Context, cfg plugins.InstanceConfig) (plugins.Instance, error) {
+	if cfg.Host == nil {
+		return nil, errors.New("wasmtime: InstanceConfig.Host is required")
+	}
+	limits := cfg.Limits.WithDefaults()
+	limitBytes := limits.MemoryBytes &^ (pageSize - 1)
+	if m.minMemory > limitBytes {
+		return nil, &plugins.Fault{Kind: plugins.FaultMemory, Instance: cfg.Name,
+			Detail: fmt.Sprintf("the module's memory starts at %d bytes, over the instance's limit of %d bytes", m.minMemory, limitBytes)}
+	}
+	stdout := cfg.Stdout
+	if stdout == nil {
+		stdout = io.Discard
+	}
+	in := &instance{
+		name:       cfg.Name,
+		host:       cfg.Host,
+		limits:     limits,
+		limitBytes: limitBytes,
+		epochTicks: uint64(limits.CallTimeout/epochTick) + 2,
+		stdout:     stdout,
+		stderr:     &sandbox.Stderr{W: cfg.Stderr},
+		clocks:     sandbox.NewClocks(),
+		rand:       sandbox.SeededRand(cfg.Seed),
+	}
+	in.cancelByCaller = func() { in.interrupted.Store(true) }
+
+	r := m.r
+	r.inUse.RLock()
+	r.mu.Lock()
+	closed := r.closed
+	r.mu.Unlock()
+	if closed {
+		r.inUse.RUnlock()
+		return nil, errors.New("wasmtime runtime is closed")
+	}
+	in.store = wt.NewStore(r.engine)
+	in.storeCtx = storeContext(in.store)
+	instances.Store(in.storeCtx, in)
+	in.store.Limiter(int64(limitBytes), -1, -1, -1, -1)
+	// Instantiation runs the module's start section, if any, under the
+	// call timeout too.
+	in.store.SetEpochDeadline(in.epochTicks)
+	in.callStart = time.Now()
+	inst, err := r.linker.Instantiate(in.store, m.compiled)
+	r.inUse.RUnlock()
+	if err != nil {
+		f := in.classify(ctx, "instantiation", err)
+		in.closeStore()
+		if f.Kind == plugins.FaultTrap && !in.timedOut && in.hostPanic == nil {
+			// Linking errors (an import that cannot be satisfied) come here.
+			return nil, fmt.Errorf("%s: instantiating operator: %w", cfg.Name, err)
+		}
+		return nil, f
+	}
+	if ext := inst.GetExport(in.store, abi.ExportMemory); ext != nil {
+		in.mem = ext.Memory()
+	}
+	if ext := inst.GetExport(in.store, fuelExport); ext != nil {
+		in.fuel = ext.Global()
+	}
+	if ext := inst.GetExport(in.store, growRefusedExport); ext != nil {
+		in.refusedMem = ext.Global()
+	}
+	in.allocFn = inst.GetFunc(in.store, abi.ExportAlloc)
+	in.initFn = inst.GetFunc(in.store, abi.ExportInit)
+	in.processFn = inst.GetFunc(in.store, abi.ExportProcess)
+	if in.mem == nil || in.allocFn == nil || in.initFn == nil || in.processFn == nil {
+		in.closeStore()
+		return nil, fmt.Errorf("%s: instantiating operator: exports missing after validation", cfg.Name)
+	}
+
+	in.inInit = true
+	if m.hasInitialize {
+		if _, err := in.call(ctx, inst.GetFunc(in.store, abi.ExportInitialize), abi.ExportInitialize, 0, 0); err != nil {
+			return nil, err
+		}
+	}
+	buf, err := in.Input(ctx, len(cfg.Params))
+	if err != nil {
+		return nil, err
+	}
+	copy(buf, cfg.Params)
+	in.resetCall()
+	status, err := in.call(ctx, in.initFn, abi.ExportInit, int32(in.region), int32(len(cfg.Params)))
+	if err != nil {
+		return nil, err
+	}
+	if status != abi.StatusOK {
+		ie := &plugins.InitError{Status: status}
+		if in.errSet {
+			ie.Message = string(in.errMsg)
+		}
+		_ = in.Close(ctx)
+		return nil, ie
+	}
+	in.inInit = false
+	return in, nil
+}
+
+func (in *instance) resetCall() {
+	in.outBytes = 0
+	in.errSet = false
+	in.errMsg = in.errMsg[:0]
+	in.fault = nil
+}
+
+// call runs one guest function with arguments a and b (the ones it has)
+// under the call timeout and the caller's context and returns its i32
+// result (0 for a function without results).
+// Any error is a *plugins.Fault and leaves the instance closed.
+func (in *instance) call(ctx context.Context, fn *wt.Func, name string, a, b int32) (int32, error) {
+	if in.closed {
+		return 0, &plugins.Fault{Kind: plugins.FaultABI, Instance: in.name, Detail: name + " called on a closed instance"}
+	}
+	in.fault = nil
+	in.interrupted.Store(false)
+	var stop func() bool
+	if ctx.Done() != nil {
+		if ctx.Err() != nil {
+			return 0, in.die(in.classify(ctx, name, ctx.Err()))
+		}
+		stop = context.AfterFunc(ctx, in.cancelByCaller)
+	}
+	in.stderr.StartCall()
+	in.callStart = time.Now()
+	res, err := fastCall(in.storeCtx, in.epochTicks, fn, a, b)
+	if stop != nil {
+		stop()
+	}
+	if err == nil && in.fault == nil && !in.interrupted.Load() {
+		return res, nil
+	}
+	if err == nil {
+		err = errCallerDone
+	}
+	return 0, in.die(in.classify(ctx, name, err))
+}
+
+var (
+	errCallTimeout = errors.New("call timeout")
+	errCallerDone  = errors.New("caller's context done")
+)
+
+func (in *instance) die(f *plugins.Fault) error {
+	in.closeStore()
+	return f
+}
+
+// classify turns the error of a guest call into a Fault, as plugins/wazero
+// does.
+func (in *instance) classify(ctx context.Context, name string, err error) *plugins.Fault {
+	f := &plugins.Fault{Instance: in.name, Err: err}
+	code, isTrap := trapCode(err)
+	if isTrap && code == int(wt.Interrupt) {
+		// The epoch deadline, which is past the call timeout.
+		in.timedOut = true
+	}
+	switch {
+	case in.fault != nil:
+		return in.fault
+	case in.timedOut:
+		f.Kind = plugins.FaultTimeout
+		f.Detail = fmt.Sprintf("%s ran longer than the call timeout of %s", name, in.limits.CallTimeout)
+	case ctx.Err() != nil:
+		f.Kind = plugins.FaultTimeout
+		f.Detail = fmt.Sprintf("%s stopped: the host's context is done (%v)", name, ctx.Err())
+		f.Err = ctx.Err()
+	case in.growRefused() != 0:
+		f.Kind = plugins.FaultMemory
+		f.Detail = fmt.Sprintf("%s tried to grow the guest's memory to %d bytes, over the limit of %d bytes",
+			name, in.refusedBytes(), in.limitBytes)
+		if line := in.stderr.DeathLine(); line != "" {
+			f.Detail += " (guest: " + line + ")"
+		}
+	case in.exited:
+		f.Kind = plugins.FaultExit
+		f.ExitCode = in.exitCode
+		f.Detail = fmt.Sprintf("%s: the guest exited with code %d", name, f.ExitCode)
+		if line := in.stderr.DeathLine(); line != "" {
+			f.Detail += ": " + line
+		}
+	default:
+		f.Kind = plugins.FaultTrap
+		msg := ""
+		switch {
+		case in.hostPanic != nil:
+			msg = fmt.Sprint(in.hostPanic)
+		case isTrap:
+			msg = trapMessage(code, err)
+		default:
+			msg = err.Error()
+		}
+		if i := strings.IndexByte(msg, '\n'); i >= 0 {
+			msg = msg[:i] // the rest is the wasm stack trace, kept in Err
+		}
+		f.Detail = name + ": " + msg
+		if line := in.stderr.DeathLine(); line != "" {
+			// A Go guest that panics prints the panic, then traps.
+			f.Detail += " (guest: " + line + ")"
+		}
+	}
+	return f
+}
+
+// trapMessage words a Wasmtime trap as wazero does ("wasm error:
+// unreachable"), so that details are the same on both runtimes.
+func trapMessage(code int, err error) string {
+	var s string
+	switch wt.TrapCode(code) {
+	case wt.StackOverflow:
+		s = "stack overflow"
+	case wt.MemoryOutOfBounds:
+		s = "out of bounds memory access"
+	case wt.HeapMisaligned:
+		s = "unaligned atomic"
+	case wt.TableOutOfBounds, wt.IndirectCallToNull:
+		s = "invalid table access"
+	case wt.BadSignature:
+		s = "indirect call type mismatch"
+	case wt.IntegerOverflow:
+		s = "integer overflow"
+	case wt.IntegerDivisionByZero:
+		s = "integer divide by zero"
+	case wt.BadConversionToInteger:
+		s = "invalid conversion to integer"
+	case wt.UnreachableCodeReached:
+		s = "unreachable"
+	default:
+		return err.Error()
+	}
+	if code < 0 {
+		return err.Error()
+	}
+	return "wasm error: " + s
+}
+
+// trapCode returns the Wasmtime trap code of err (-1 if it has none) and
+// whether err is a trap at all.
+func trapCode(err error) (int, bool) {
+	var ce *callError
+	if errors.As(err, &ce) {
+		return ce.code, ce.code >= 0 || ce.trap
+	}
+	var trap *wt.Trap
+	if errors.As(err, &trap) {
+		if c := trap.Code(); c != nil {
+			return int(*c), true
+		}
+		return -1, true
+	}
+	return -1, false
+}
+
+// growRefused returns the delta in pages of the first memory.grow that the
+// store's limit refused, or 0.
+func (in *instance) growRefused() uint32 {
+	if in.refusedMem == nil || in.store == nil {
+		return 0
+	}
+	v := in.refusedMem.Get(in.store)
+	if v.Kind() != wt.KindI32 {
+		return 0
+	}
+	return uint32(v.I32())
+}
+
+// refusedBytes is the size the refused memory.grow asked for.
+func (in *instance) refusedBytes() uint64 {
+	pages := uint64(in.growRefused())
+	if in.mem != nil {
+		pages += in.mem.Size(in.store)
+	}
+	return pages * pageSize
+}
+
+// memory returns the guest's memory as it is now (outside host calls).
+func (in *instance) memory() []byte {
+	return memoryData(in.storeCtx, in.mem)
+}
+
+// Input implements plugins.Instance.
+func (in *instance) Input(ctx context.Context, n int) ([]byte, error) {
+	if n < 0 || uint64(n) > 1<<31 {
+		return nil, fmt.Errorf("%s: input of %d bytes is out of range", in.name, n)
+	}
+	if in.closed {
+		// Its memory is released: a slice of it would fault the host.
+		return nil, &plugins.Fault{Kind: plugins.FaultABI, Instance: in.name, Detail: "Input called on a closed instance"}
+	}
+	if in.regionCap == 0 || uint32(n) > in.regionCap {
+		size := max(uint64(n), 2*uint64(in.regionCap), minRegion)
+		size = min(size, 1<<31)
+		res, err := in.call(ctx, in.allocFn, abi.ExportAlloc, int32(uint32(size)), 0)
+		if err != nil {
+			return nil, err
+		}
+		ptr := uint32(res)
+		if ptr == 0 {
+			return nil, in.die(&plugins.Fault{Kind: plugins.FaultABI, Instance: in.name,
+				Detail: fmt.Sprintf("%s(%d) returned 0: the guest could not allocate the input region", abi.ExportAlloc, size)})
+		}
+		if mem := in.memory(); uint64(ptr)+size > uint64(len(mem)) {
+			return nil, in.die(&plugins.Fault{Kind: plugins.FaultABI, Instance: in.name,
+				Detail: fmt.Sprintf("%s(%d) returned [ptr %#x, len %d], which is outside guest memory (%d bytes)",
+					abi.ExportAlloc, size, ptr, size, len(mem))})
+		}
+		in.region, in.regionCap = ptr, uint32(size)
+	}
+	mem := in.memory()
+	end := uint64(in.region) + uint64(n)
+	return mem[in.region:end:end], nil
+}
+
+// Process implements plugins.Instance.
+func (in *instance) Process(ctx context.Context, n int) error {
+	if n < abi.BatchHeaderSize || uint64(n) > uint64(in.regionCap) {
+		return fmt.Errorf("%s: Process(%d): the batch must be between %d bytes and the %d bytes obtained through Input",
+			in.name, n, abi.BatchHeaderSize, in.regionCap)
+	}
+	if in.closed {
+		return &plugins.Fault{Kind: plugins.FaultABI, Instance: in.name, Detail: "Process called on a closed instance"}
+	}
+	count := binary.LittleEndian.Uint32(in.memory()[in.region:])
+	in.resetCall()
+	status, err := in.call(ctx, in.processFn, abi.ExportProcess, int32(in.region), int32(n))
+	if err != nil {
+		return err
+	}
+	switch status {
+	case abi.StatusOK:
+		return nil
+	case abi.StatusRecordFailed:
+		if !in.errSet {
+			return in.die(&plugins.Fault{Kind: plugins.FaultABI, Instance: in.name,
+				Detail: "sluice_process returned status 1 (record failed) without calling set_error"})
+		}
+		if in.errIndex < 0 || uint32(in.errIndex) >= count {
+			return in.die(&plugins.Fault{Kind: plugins.FaultABI, Instance: in.name,
+				Detail: fmt.Sprintf("sluice_process returned status 1 (record failed) with set_error index %d, outside the batch of %d records",
+					in.errIndex, count)})
+		}
+		return &plugins.RecordError{Index: int(in.errIndex), Message: string(in.errMsg)}
+	default:
+		return in.die(&plugins.Fault{Kind: plugins.FaultABI, Instance: in.name,
+			Detail: fmt.Sprintf("sluice_process returned status %d", status)})
+	}
+}
+
+// closeStore releases the store, and with it the guest's memory.
+func (in *instance) closeStore() {
+	if in.closed {
+		return
+	}
+	in.closed = true
+	if in.store != nil {
+		instances.Delete(in.storeCtx)
+		in.store.Close()
+		in.store = nil
+	}
+	in.mem, in.fuel, in.refusedMem = nil, nil, nil
+}
+
+// Close implements plugins.Instance.
+func (in *instance) Close(ctx context.Context) error {
+	in.closeStore()
+	return nil
+}
