@@ -15,12 +15,13 @@ import (
 	"github.com/sluice-io/sluice/internal/gowasm"
 	"github.com/sluice-io/sluice/internal/rustwasm"
 	"github.com/sluice-io/sluice/plugins"
-	"github.com/sluice-io/sluice/plugins/wazero"
+	"github.com/sluice-io/sluice/plugins/runtimes"
 )
 
-// BenchmarkOperators runs split and count, built from Go, C, Rust and AssemblyScript, in the
-// wazero runtime against a host that keeps state in a map, on batches like
-// the demo's: the guest's cost per word in each language.
+// BenchmarkOperators runs split and count, built from Go, C, Rust and
+// AssemblyScript, on every runtime of the build against a host that keeps
+// state in a map, on batches like the demo's: the guest's cost per word in
+// each language on each runtime.
 //
 //	go test -run XXX -bench Operators ./examples/wordcount
 func BenchmarkOperators(b *testing.B) {
@@ -35,58 +36,65 @@ func BenchmarkOperators(b *testing.B) {
 		w := fmt.Appendf(nil, "word%d", (i*7919)%293)
 		words[i] = abi.Record{Offset: int64(i), Timestamp: 1, Key: w, Value: w}
 	}
-	for _, lang := range []string{"go", "c", "rust", "as"} {
-		for _, op := range []struct {
-			name  string
-			batch []abi.Record
-			words int
-		}{{"split", sentences, 10 * len(sentences)}, {"count", words, len(words)}} {
-			b.Run(lang+"/"+op.name, func(b *testing.B) {
-				switch lang {
-				case "c":
-					cwasm.RequireToolchain(b)
-				case "rust":
-					rustwasm.RequireToolchain(b)
-				case "as":
-					aswasm.RequireToolchain(b)
-				}
-				wasm, err := builds[lang](filepath.Join(lang, op.name))
-				if err != nil {
-					b.Fatal(err)
-				}
-				h := &mapHost{state: map[string][]byte{}}
-				inst := instantiate(b, wasm, h)
-				n := abi.BatchHeaderSize
-				for i := range op.batch {
-					n += op.batch[i].EncodedSize()
-				}
-				buf, err := inst.Input(context.Background(), n)
-				if err != nil {
-					b.Fatal(err)
-				}
-				abi.PutBatchHeader(buf, abi.BatchHeader{Count: uint32(len(op.batch))})
-				off := abi.BatchHeaderSize
-				for i := range op.batch {
-					off += abi.PutRecord(buf[off:], &op.batch[i])
-				}
-				b.ResetTimer()
-				for range b.N {
-					if err := inst.Process(context.Background(), n); err != nil {
-						b.Fatal(err)
-					}
-				}
-				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*op.words), "ns/word")
-				if h.emitted == 0 {
-					b.Fatal("the operator emitted nothing")
-				}
-			})
+	for _, runtime := range runtimes.Available() {
+		for _, lang := range []string{"go", "c", "rust", "as"} {
+			benchLanguage(b, runtime, lang, builds[lang], sentences, words)
 		}
 	}
 }
 
-func instantiate(b *testing.B, wasm []byte, h plugins.Host) plugins.Instance {
+// benchLanguage runs split and count, built in lang, on runtime.
+func benchLanguage(b *testing.B, runtime, lang string, build func(string) ([]byte, error), sentences, words []abi.Record) {
+	for _, op := range []struct {
+		name  string
+		batch []abi.Record
+		words int
+	}{{"split", sentences, 10 * len(sentences)}, {"count", words, len(words)}} {
+		b.Run(runtime+"/"+lang+"/"+op.name, func(b *testing.B) {
+			switch lang {
+			case "c":
+				cwasm.RequireToolchain(b)
+			case "rust":
+				rustwasm.RequireToolchain(b)
+			case "as":
+				aswasm.RequireToolchain(b)
+			}
+			wasm, err := build(filepath.Join(lang, op.name))
+			if err != nil {
+				b.Fatal(err)
+			}
+			h := &mapHost{state: map[string][]byte{}}
+			inst := instantiate(b, runtime, wasm, h)
+			n := abi.BatchHeaderSize
+			for i := range op.batch {
+				n += op.batch[i].EncodedSize()
+			}
+			buf, err := inst.Input(context.Background(), n)
+			if err != nil {
+				b.Fatal(err)
+			}
+			abi.PutBatchHeader(buf, abi.BatchHeader{Count: uint32(len(op.batch))})
+			off := abi.BatchHeaderSize
+			for i := range op.batch {
+				off += abi.PutRecord(buf[off:], &op.batch[i])
+			}
+			b.ResetTimer()
+			for range b.N {
+				if err := inst.Process(context.Background(), n); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*op.words), "ns/word")
+			if h.emitted == 0 {
+				b.Fatal("the operator emitted nothing")
+			}
+		})
+	}
+}
+
+func instantiate(b *testing.B, runtime string, wasm []byte, h plugins.Host) plugins.Instance {
 	ctx := context.Background()
-	rt, err := wazero.New(ctx, wazero.Options{CacheDir: filepath.Join(os.TempDir(), "sluice-wazero-test-cache")})
+	rt, err := runtimes.Open(ctx, runtime, runtimes.Options{CacheDir: filepath.Join(os.TempDir(), "sluice-bench-cache")})
 	if err != nil {
 		b.Fatal(err)
 	}
