@@ -153,6 +153,10 @@ func Command(absDir, sdk string, sources []string, absOut string) []string {
 	args := []string{
 		"--target=wasm32-wasi", "--sysroot=" + Sysroot, "-O2", "-mexec-model=reactor",
 		"-Wl,--strip-all",
+		// memcpy and memset of known size become memory.copy and
+		// memory.fill (bulk memory, which ABI v1 allows) instead of byte
+		// loops in wasm: about a quarter of a pass-through's guest time.
+		"-mbulk-memory",
 		// A 1 MiB stack (wasm-ld's default is 64 KiB) placed first in
 		// memory, so that an overflow traps (the address wraps past 0)
 		// instead of silently overwriting static data.
