@@ -25,25 +25,32 @@ func writeModule(t *testing.T, dir, name string) string {
 	return p
 }
 
+// wantRun fails t unless r exited with code and its stdout holds every
+// one of wants.
+func wantRun(t *testing.T, r result, code int, wants ...string) {
+	t.Helper()
+	if r.code != code {
+		t.Fatalf("exit status %d, want %d: %s", r.code, code, r)
+	}
+	for _, want := range wants {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+}
+
 // The example split passes every suite; the contract is inferred from the
 // file name, and every case prints a PASS line.
 func TestConformanceRunPassesExampleSplit(t *testing.T) {
 	mod := writeModule(t, "../../examples/wordcount/go/split", "split.wasm")
 	r := sluice(t, "", "conformance", "run", mod)
-	if r.code != 0 {
-		t.Fatalf("conformance run on the example split: %s", r)
-	}
-	for _, want := range []string{
+	wantRun(t, r, 0,
 		"operator contract: split (from the file name",
 		"PASS  abi/validate",
 		"PASS  operator/split/case-and-punctuation",
 		"PASS  runtime/bounds/state_get-key",
 		"\nok: ",
-	} {
-		if !strings.Contains(r.stdout, want) {
-			t.Errorf("output lacks %q:\n%s", want, r.stdout)
-		}
-	}
+	)
 	if strings.Contains(r.stdout, "FAIL") {
 		t.Errorf("a case failed:\n%s", r.stdout)
 	}
@@ -54,21 +61,14 @@ func TestConformanceRunPassesExampleSplit(t *testing.T) {
 func TestConformanceRunFailsLowercaseSplit(t *testing.T) {
 	mod := writeModule(t, "../../conformance/suites/testdata/lowercase-split", "lowercase-split.wasm")
 	r := sluice(t, "", "conformance", "run", mod, "--runtime", "wazero", "--run", "^operator/")
-	if r.code != 1 {
-		t.Fatalf("exit status %d, want 1: %s", r.code, r)
-	}
-	for _, want := range []string{
+	wantRun(t, r, 1,
 		"FAIL  operator/split/case-and-punctuation",
 		"operator/split/case-and-punctuation [wazero]: batch 0 (3 records): output 0 differs",
 		`got:  output=0 partition=-1 timestamp=1000 key="fox,"`,
 		`want: output=0 partition=-1 timestamp=1000 key="Fox,"`,
 		"PASS  operator/split/ascii-whitespace",
 		"\nFAIL: ",
-	} {
-		if !strings.Contains(r.stdout, want) {
-			t.Errorf("output lacks %q:\n%s", want, r.stdout)
-		}
-	}
+	)
 	if !strings.Contains(r.stderr, "conformance cases failed: ") || !strings.Contains(r.stderr, "operator/split/case-and-punctuation [wazero]") {
 		t.Errorf("stderr does not name the failed case: %q", r.stderr)
 	}
@@ -79,20 +79,13 @@ func TestConformanceRunFailsLowercaseSplit(t *testing.T) {
 func TestConformanceRunFailsOtherABIVersion(t *testing.T) {
 	mod := writeModule(t, "../../conformance/suites/testdata/abi-v2", "op.wasm")
 	r := sluice(t, "", "conformance", "run", mod, "--runtime", "wazero", "--run", "^abi/")
-	if r.code != 1 {
-		t.Fatalf("exit status %d, want 1: %s", r.code, r)
-	}
-	for _, want := range []string{
+	wantRun(t, r, 1,
 		"operator contract: none",
 		"FAIL  abi/validate",
 		"abi/validate [wazero]: the runtime refuses the module",
 		"imports sluice_v1.check_abi_version_2",
 		"SKIP  abi/golden-input",
-	} {
-		if !strings.Contains(r.stdout, want) {
-			t.Errorf("output lacks %q:\n%s", want, r.stdout)
-		}
-	}
+	)
 }
 
 // Without a module, the runtime suite runs; --run selects cases.

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/sluice-io/sluice/abi"
+	"github.com/sluice-io/sluice/internal/inputbatch"
 	"github.com/sluice-io/sluice/plugins"
 )
 
@@ -42,7 +43,7 @@ func abiCases() []Case {
 		{"empty-batch", "The empty_batch.hex vector (no records) is processed without a fault or a failed record.",
 			func() [][]byte { return [][]byte{goldenEmptyBatch(), goldenEmptyBatch()} }},
 		{"large-values", "A batch holding a 60 KiB key, a 1 MiB value (a 256 KiB word among short ones) and a 100 KiB header is processed without a fault.",
-			func() [][]byte { return [][]byte{encodeBatch(1, largeRecords())} }},
+			func() [][]byte { return [][]byte{inputbatch.Encode(1, largeRecords())} }},
 		{"many-batches", "Sixty batches of 0 to 400 generated sentences, one of them over 300 KiB (the host then grows the input region), are processed without a fault.",
 			func() [][]byte { return generatedBatches(60, 400, 7) }},
 	} {

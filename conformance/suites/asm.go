@@ -11,6 +11,7 @@ package suites
 
 import (
 	"github.com/sluice-io/sluice/abi"
+	"github.com/sluice-io/sluice/internal/wasmasm"
 )
 
 // Instructions used by the guests (WebAssembly core 1.0 opcodes).
@@ -76,37 +77,6 @@ type wasmModule struct {
 	data         []wasmData
 }
 
-func uleb(b []byte, v uint64) []byte {
-	for {
-		c := byte(v & 0x7f)
-		v >>= 7
-		if v != 0 {
-			b = append(b, c|0x80)
-			continue
-		}
-		return append(b, c)
-	}
-}
-
-func sleb(b []byte, v int64) []byte {
-	for {
-		c := byte(v & 0x7f)
-		v >>= 7
-		if (v == 0 && c&0x40 == 0) || (v == -1 && c&0x40 != 0) {
-			return append(b, c)
-		}
-		b = append(b, c|0x80)
-	}
-}
-
-func name(b []byte, s string) []byte { return append(uleb(b, uint64(len(s))), s...) }
-
-func section(b []byte, id byte, content []byte) []byte {
-	b = append(b, id)
-	b = uleb(b, uint64(len(content)))
-	return append(b, content...)
-}
-
 // encode returns the module's binary form.
 func (m *wasmModule) encode() []byte {
 	type sig struct{ params, results int }
@@ -129,94 +99,94 @@ func (m *wasmModule) encode() []byte {
 		funcTypes[i] = typeOf(sig{f.params, f.results})
 	}
 
-	out := []byte{0x00, 'a', 's', 'm', 0x01, 0x00, 0x00, 0x00}
+	out := append([]byte(nil), wasmasm.Header...)
 
 	var types []byte
-	types = uleb(types, uint64(len(sigs)))
+	types = wasmasm.ULEB(types, uint64(len(sigs)))
 	for _, s := range sigs {
 		types = append(types, 0x60)
-		types = uleb(types, uint64(s.params))
+		types = wasmasm.ULEB(types, uint64(s.params))
 		for range s.params {
 			types = append(types, byte(abi.I32))
 		}
-		types = uleb(types, uint64(s.results))
+		types = wasmasm.ULEB(types, uint64(s.results))
 		for range s.results {
 			types = append(types, byte(abi.I32))
 		}
 	}
-	out = section(out, 1, types)
+	out = wasmasm.Section(out, wasmasm.SectionType, types)
 
 	var imports []byte
 	n := len(m.imports)
 	if m.importMemory {
 		n++
 	}
-	imports = uleb(imports, uint64(n))
+	imports = wasmasm.ULEB(imports, uint64(n))
 	for i, im := range m.imports {
-		imports = name(imports, im.module)
-		imports = name(imports, im.name)
+		imports = wasmasm.Name(imports, im.module)
+		imports = wasmasm.Name(imports, im.name)
 		imports = append(imports, 0x00)
-		imports = uleb(imports, importTypes[i])
+		imports = wasmasm.ULEB(imports, importTypes[i])
 	}
 	if m.importMemory {
-		imports = name(imports, "env")
-		imports = name(imports, "memory")
+		imports = wasmasm.Name(imports, "env")
+		imports = wasmasm.Name(imports, "memory")
 		imports = append(imports, 0x02, 0x00)
-		imports = uleb(imports, uint64(m.memPages))
+		imports = wasmasm.ULEB(imports, uint64(m.memPages))
 	}
-	out = section(out, 2, imports)
+	out = wasmasm.Section(out, wasmasm.SectionImport, imports)
 
 	var funcs []byte
-	funcs = uleb(funcs, uint64(len(m.funcs)))
+	funcs = wasmasm.ULEB(funcs, uint64(len(m.funcs)))
 	for _, t := range funcTypes {
-		funcs = uleb(funcs, t)
+		funcs = wasmasm.ULEB(funcs, t)
 	}
-	out = section(out, 3, funcs)
+	out = wasmasm.Section(out, wasmasm.SectionFunc, funcs)
 
 	if !m.importMemory {
 		mem := []byte{0x01, 0x00}
-		mem = uleb(mem, uint64(m.memPages))
-		out = section(out, 5, mem)
+		mem = wasmasm.ULEB(mem, uint64(m.memPages))
+		out = wasmasm.Section(out, wasmasm.SectionMemory, mem)
 	}
 
 	var exports []byte
-	exports = uleb(exports, uint64(len(m.exports)))
+	exports = wasmasm.ULEB(exports, uint64(len(m.exports)))
 	for _, e := range m.exports {
-		exports = name(exports, e.name)
+		exports = wasmasm.Name(exports, e.name)
 		exports = append(exports, e.kind)
-		exports = uleb(exports, uint64(e.index))
+		exports = wasmasm.ULEB(exports, uint64(e.index))
 	}
-	out = section(out, 7, exports)
+	out = wasmasm.Section(out, wasmasm.SectionExport, exports)
 
 	var code []byte
-	code = uleb(code, uint64(len(m.funcs)))
+	code = wasmasm.ULEB(code, uint64(len(m.funcs)))
 	for _, f := range m.funcs {
 		var body []byte
 		if f.locals > 0 {
 			body = append(body, 0x01)
-			body = uleb(body, uint64(f.locals))
+			body = wasmasm.ULEB(body, uint64(f.locals))
 			body = append(body, byte(abi.I32))
 		} else {
 			body = append(body, 0x00)
 		}
 		body = append(body, f.body...)
 		body = append(body, opEnd)
-		code = uleb(code, uint64(len(body)))
+		code = wasmasm.ULEB(code, uint64(len(body)))
 		code = append(code, body...)
 	}
-	out = section(out, 10, code)
+	out = wasmasm.Section(out, wasmasm.SectionCode, code)
 
 	if len(m.data) > 0 {
 		var data []byte
-		data = uleb(data, uint64(len(m.data)))
+		data = wasmasm.ULEB(data, uint64(len(m.data)))
 		for _, d := range m.data {
 			data = append(data, 0x00, opI32Const)
-			data = sleb(data, int64(int32(d.offset)))
+			data = wasmasm.SLEB(data, int64(int32(d.offset)))
 			data = append(data, opEnd)
-			data = uleb(data, uint64(len(d.bytes)))
+			data = wasmasm.ULEB(data, uint64(len(d.bytes)))
 			data = append(data, d.bytes...)
 		}
-		out = section(out, 11, data)
+		out = wasmasm.Section(out, wasmasm.SectionData, data)
 	}
 	return out
 }
@@ -224,12 +194,12 @@ func (m *wasmModule) encode() []byte {
 // code builds a function body from instructions.
 type code []byte
 
-func (c code) i32(v int32) code        { return sleb(append(c, opI32Const), int64(v)) }
-func (c code) call(f uint32) code      { return uleb(append(c, opCall), uint64(f)) }
-func (c code) get(local uint32) code   { return uleb(append(c, opLocalGet), uint64(local)) }
-func (c code) set(local uint32) code   { return uleb(append(c, opLocalSet), uint64(local)) }
-func (c code) tee(local uint32) code   { return uleb(append(c, opLocalTee), uint64(local)) }
+func (c code) i32(v int32) code        { return wasmasm.SLEB(append(c, opI32Const), int64(v)) }
+func (c code) call(f uint32) code      { return wasmasm.ULEB(append(c, opCall), uint64(f)) }
+func (c code) get(local uint32) code   { return wasmasm.ULEB(append(c, opLocalGet), uint64(local)) }
+func (c code) set(local uint32) code   { return wasmasm.ULEB(append(c, opLocalSet), uint64(local)) }
+func (c code) tee(local uint32) code   { return wasmasm.ULEB(append(c, opLocalTee), uint64(local)) }
 func (c code) op(ops ...byte) code     { return append(c, ops...) }
-func (c code) load(offset uint32) code { return uleb(append(c, opI32Load, 2), uint64(offset)) }
+func (c code) load(offset uint32) code { return wasmasm.ULEB(append(c, opI32Load, 2), uint64(offset)) }
 func (c code) growMemory() code        { return append(c, opMemoryGrow, 0x00) }
 func (c code) memorySize() code        { return append(c, opMemorySize, 0x00) }

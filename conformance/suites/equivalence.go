@@ -10,6 +10,8 @@ import (
 
 	"github.com/sluice-io/sluice/plugins"
 	"github.com/sluice-io/sluice/plugins/runtimes"
+
+	"github.com/sluice-io/sluice/internal/inputbatch"
 )
 
 func equivalenceCases() []Case {
@@ -37,7 +39,7 @@ func equivalenceCases() []Case {
 				if err := needTwo(e); err != nil {
 					return err
 				}
-				batches := [][]byte{goldenInputBatch(), goldenEmptyBatch(), encodeBatch(1, largeRecords())}
+				batches := [][]byte{goldenInputBatch(), goldenEmptyBatch(), inputbatch.Encode(1, largeRecords())}
 				batches = append(batches, generatedBatches(60, 400, 7)...)
 				return sameEverywhere(e, "the abi inputs", func(rt plugins.Runtime) string {
 					return runVector(ctx, rt, vector{name: "module", compiled: userModule(ctx, e), host: hostConfig{anyStore: true},
@@ -58,7 +60,7 @@ func equivalenceCases() []Case {
 					}
 					var batches [][]byte
 					for _, b := range v.batches() {
-						batches = append(batches, encodeBatch(0, b))
+						batches = append(batches, inputbatch.Encode(0, b))
 					}
 					states := []map[string]string{v.state}
 					for _, bad := range v.corrupt {

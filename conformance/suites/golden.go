@@ -1,6 +1,9 @@
 package suites
 
-import "github.com/sluice-io/sluice/abi"
+import (
+	"github.com/sluice-io/sluice/abi"
+	"github.com/sluice-io/sluice/internal/inputbatch"
+)
 
 // The golden vectors of conformance/abi/testdata, built from the values
 // its README gives. They are encoded here with package abi rather than
@@ -18,10 +21,10 @@ func goldenInputRecords() []abi.Record {
 }
 
 // goldenInputBatch is input_batch.hex: 3 records from partition 2.
-func goldenInputBatch() []byte { return encodeBatch(2, goldenInputRecords()) }
+func goldenInputBatch() []byte { return inputbatch.Encode(2, goldenInputRecords()) }
 
 // goldenEmptyBatch is empty_batch.hex.
-func goldenEmptyBatch() []byte { return encodeBatch(0, nil) }
+func goldenEmptyBatch() []byte { return inputbatch.Encode(0, nil) }
 
 // goldenOutputBatch is output_batch.hex.
 func goldenOutputBatch() []byte {

@@ -268,16 +268,6 @@ func (h *recHost) state() map[string]map[string]string {
 	return out
 }
 
-// encodeBatch encodes records as an input batch of partition.
-func encodeBatch(partition int32, recs []abi.Record) []byte {
-	b := make([]byte, abi.BatchHeaderSize)
-	abi.PutBatchHeader(b, abi.BatchHeader{Count: uint32(len(recs)), Partition: partition})
-	for i := range recs {
-		b = abi.AppendRecord(b, &recs[i])
-	}
-	return b
-}
-
 // session is one instance of a module driven by a recHost.
 type session struct {
 	host *recHost

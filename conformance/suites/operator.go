@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/sluice-io/sluice/abi"
+	"github.com/sluice-io/sluice/internal/inputbatch"
 	"github.com/sluice-io/sluice/plugins"
 )
 
@@ -253,7 +254,7 @@ func checkOperator(ctx context.Context, e *env, v opVector, state map[string]str
 			if fault != nil {
 				return procCall{batch: b, err: fault}
 			}
-			r := s.process(ctx, encodeBatch(0, b))
+			r := s.process(ctx, inputbatch.Encode(0, b))
 			c := procCall{batch: b, failed: -1, emits: r.emitCalls}
 			var re *plugins.RecordError
 			switch {

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/sluice-io/sluice/abi"
+	"github.com/sluice-io/sluice/internal/inputbatch"
 )
 
 // The reference implementations of the operator contracts. They are
@@ -221,7 +222,7 @@ func totalSize(recs []abi.Record) int {
 func generatedBatches(n, max int, seed uint64) [][]byte {
 	var out [][]byte
 	for _, recs := range generatedRecords(n, max, seed) {
-		out = append(out, encodeBatch(0, recs))
+		out = append(out, inputbatch.Encode(0, recs))
 	}
 	return out
 }

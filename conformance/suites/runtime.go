@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sluice-io/sluice/abi"
+	"github.com/sluice-io/sluice/internal/inputbatch"
 	"github.com/sluice-io/sluice/plugins"
 )
 
@@ -216,7 +217,7 @@ func runVector(ctx context.Context, rt plugins.Runtime, v vector) *vectorOutcome
 
 // oneRecord is a batch of one record with value v.
 func oneRecord(v string) []byte {
-	return encodeBatch(0, []abi.Record{{Offset: 1, Timestamp: 1000, Value: []byte(v)}})
+	return inputbatch.Encode(0, []abi.Record{{Offset: 1, Timestamp: 1000, Value: []byte(v)}})
 }
 
 func faultOf(err error) *plugins.Fault {

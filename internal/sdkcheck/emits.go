@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/sluice-io/sluice/abi"
+	"github.com/sluice-io/sluice/internal/inputbatch"
 	"github.com/sluice-io/sluice/plugins"
 )
 
@@ -38,12 +39,7 @@ func StartGuest(t testing.TB, rt plugins.Runtime, wasm []byte) *Guest {
 
 // EncodeBatch encodes recs as one input batch of partition.
 func EncodeBatch(partition int32, recs []abi.Record) []byte {
-	b := make([]byte, abi.BatchHeaderSize)
-	abi.PutBatchHeader(b, abi.BatchHeader{Count: uint32(len(recs)), Partition: partition})
-	for i := range recs {
-		b = abi.AppendRecord(b, &recs[i])
-	}
-	return b
+	return inputbatch.Encode(partition, recs)
 }
 
 // Process passes batch (EncodeBatch's) to the guest and returns the bytes

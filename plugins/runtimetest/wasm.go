@@ -1,6 +1,9 @@
 package runtimetest
 
-import "github.com/sluice-io/sluice/abi"
+import (
+	"github.com/sluice-io/sluice/abi"
+	"github.com/sluice-io/sluice/internal/wasmasm"
+)
 
 // wasmModule is a minimal WebAssembly binary encoder for modules that Go
 // cannot produce (wrong signatures, a _start export, foreign imports).
@@ -42,38 +45,11 @@ func (m *wasmModule) exportFunc(name string, params, results []abi.ValType) {
 	m.exports = append(m.exports, wasmExport{name, 0, len(m.imports) + len(m.funcs) - 1})
 }
 
-func leb(n int) []byte {
-	var b []byte
-	for {
-		c := byte(n & 0x7f)
-		n >>= 7
-		if n != 0 {
-			c |= 0x80
-		}
-		b = append(b, c)
-		if n == 0 {
-			return b
-		}
-	}
-}
+func leb(n int) []byte { return wasmasm.ULEB(nil, uint64(n)) }
 
-func sleb(v int32) []byte {
-	var b []byte
-	for {
-		c := byte(v & 0x7f)
-		v >>= 7
-		if (v == 0 && c&0x40 == 0) || (v == -1 && c&0x40 != 0) {
-			return append(b, c)
-		}
-		b = append(b, c|0x80)
-	}
-}
-
-func wasmName(s string) []byte { return append(leb(len(s)), s...) }
-
+// section is a section whose content is count entries, body.
 func section(id byte, count int, body []byte) []byte {
-	content := append(leb(count), body...)
-	return append(append([]byte{id}, leb(len(content))...), content...)
+	return wasmasm.Section(nil, id, append(leb(count), body...))
 }
 
 func valTypes(ts []abi.ValType) []byte {
@@ -85,37 +61,37 @@ func valTypes(ts []abi.ValType) []byte {
 }
 
 func (m *wasmModule) bytes() []byte {
-	out := []byte{0, 'a', 's', 'm', 1, 0, 0, 0}
+	out := append([]byte(nil), wasmasm.Header...)
 	var b []byte
 	for _, t := range m.types {
 		b = append(b, 0x60)
 		b = append(b, valTypes(t[0])...)
 		b = append(b, valTypes(t[1])...)
 	}
-	out = append(out, section(1, len(m.types), b)...)
+	out = append(out, section(wasmasm.SectionType, len(m.types), b)...)
 	b = nil
 	for _, im := range m.imports {
-		b = append(b, wasmName(im.module)...)
-		b = append(b, wasmName(im.name)...)
+		b = wasmasm.Name(b, im.module)
+		b = wasmasm.Name(b, im.name)
 		b = append(b, 0)
 		b = append(b, leb(im.typ)...)
 	}
-	out = append(out, section(2, len(m.imports), b)...)
+	out = append(out, section(wasmasm.SectionImport, len(m.imports), b)...)
 	b = nil
 	for _, f := range m.funcs {
 		b = append(b, leb(f)...)
 	}
-	out = append(out, section(3, len(m.funcs), b)...)
+	out = append(out, section(wasmasm.SectionFunc, len(m.funcs), b)...)
 	if m.memory {
-		out = append(out, section(5, 1, []byte{0, 2})...) // 2 pages, no maximum
+		out = append(out, section(wasmasm.SectionMemory, 1, []byte{0, 2})...) // 2 pages, no maximum
 	}
 	b = nil
 	for _, e := range m.exports {
-		b = append(b, wasmName(e.name)...)
+		b = wasmasm.Name(b, e.name)
 		b = append(b, e.kind)
 		b = append(b, leb(e.idx)...)
 	}
-	out = append(out, section(7, len(m.exports), b)...)
+	out = append(out, section(wasmasm.SectionExport, len(m.exports), b)...)
 	b = nil
 	for i, f := range m.funcs {
 		var body []byte
@@ -125,14 +101,14 @@ func (m *wasmModule) bytes() []byte {
 				body = append(body, 0x42, 0) // i64.const 0
 			} else {
 				body = append(body, 0x41)
-				body = append(body, sleb(m.consts[i])...) // i32.const
+				body = wasmasm.SLEB(body, int64(m.consts[i])) // i32.const
 			}
 		}
 		body = append(body, 0x0b)
 		b = append(b, leb(len(body))...)
 		b = append(b, body...)
 	}
-	out = append(out, section(10, len(m.funcs), b)...)
+	out = append(out, section(wasmasm.SectionCode, len(m.funcs), b)...)
 	return out
 }
 

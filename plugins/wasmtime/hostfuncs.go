@@ -3,16 +3,14 @@
 package wasmtime
 
 import (
-	"encoding/binary"
 	"fmt"
 	"sort"
-	"time"
-	"unsafe"
 
 	wt "github.com/bytecodealliance/wasmtime-go/v39"
 
 	"github.com/sluice-io/sluice/abi"
 	"github.com/sluice-io/sluice/plugins"
+	"github.com/sluice-io/sluice/plugins/internal/guestcall"
 )
 
 // hostFunc is the Go side of one imported function: it reads its
@@ -22,7 +20,8 @@ import (
 type hostFunc func(in *instance, args []uint64) int32
 
 // hostFuncs implements every function of the sluice_v1 module, with the
-// semantics, bounds checks and messages of plugins/wazero's.
+// semantics, bounds checks and messages of plugins/wazero's: both check
+// guest pointers the same way and leave the rest to package guestcall.
 var hostFuncs = map[string]hostFunc{
 	abi.FuncCheckVersion: hostYield,
 	abi.FuncEmit:         hostEmit,
@@ -114,27 +113,16 @@ func s32(v uint64) int32  { return int32(uint32(v)) }
 func (in *instance) guestMemory() []byte { return in.curMem }
 
 // read returns the n bytes of mem at ptr, like wazero's Memory.Read.
-func read(mem []byte, ptr, n uint32) ([]byte, bool) {
-	end := uint64(ptr) + uint64(n)
-	if end > uint64(len(mem)) {
-		return nil, false
-	}
-	return mem[ptr:end:end], true
-}
+func read(mem []byte, ptr, n uint32) ([]byte, bool) { return guestcall.Read(mem, ptr, n) }
 
 // guestBytes returns the n bytes of guest memory at ptr, or traps the guest
 // with an ABI fault naming the function and the argument.
 func (in *instance) guestBytes(mem []byte, fn, what string, ptr, n uint32) []byte {
 	b, ok := read(mem, ptr, n)
 	if !ok {
-		in.outOfBounds(len(mem), fn, what, ptr, n)
+		in.trap(guestcall.OutOfBounds(fn, what, ptr, n, uint64(len(mem))))
 	}
 	return b
-}
-
-//go:noinline
-func (in *instance) outOfBounds(size int, fn, what string, ptr, n uint32) {
-	in.trap(fmt.Sprintf("%s: %s [ptr %#x, len %d] is outside guest memory (%d bytes)", fn, what, ptr, n, size))
 }
 
 // trap records an ABI fault and traps the guest; the call then reports the
@@ -142,8 +130,14 @@ func (in *instance) outOfBounds(size int, fn, what string, ptr, n uint32) {
 //
 //go:noinline
 func (in *instance) trap(detail string) {
-	in.fault = &plugins.Fault{Kind: plugins.FaultABI, Instance: in.name, Detail: detail}
-	panic(trapSignal{detail})
+	in.trapFault(in.ABIFault(detail))
+}
+
+// trapFault traps the guest with f, a fault already recorded.
+//
+//go:noinline
+func (in *instance) trapFault(f *plugins.Fault) {
+	panic(trapSignal{f.Detail})
 }
 
 // yieldChecksTimeout is false only in a test of the epoch deadline alone.
@@ -158,11 +152,11 @@ func hostYield(in *instance, _ []uint64) int32 {
 		return 0
 	}
 	if in.interrupted.Load() {
-		panic(trapSignal{errCallerDone.Error()})
+		panic(trapSignal{guestcall.ErrCallerDone.Error()})
 	}
-	if yieldChecksTimeout && time.Since(in.callStart) > in.limits.CallTimeout {
+	if yieldChecksTimeout && in.CallTimedOut(in.callStart) {
 		in.timedOut = true
-		panic(trapSignal{errCallTimeout.Error()})
+		panic(trapSignal{guestcall.ErrCallTimeout.Error()})
 	}
 	return 0
 }
@@ -170,142 +164,54 @@ func hostYield(in *instance, _ []uint64) int32 {
 func hostEmit(in *instance, args []uint64) int32 {
 	mem := in.guestMemory()
 	ptr, n := i32(args[0]), i32(args[1])
-	batch := in.guestBytes(mem, abi.FuncEmit, "batch", ptr, n)
-	if in.inInit {
-		return int32(abi.ErrNotAllowed)
+	code, f := in.Emit(in.guestBytes(mem, abi.FuncEmit, "batch", ptr, n), ptr, n)
+	if f != nil {
+		in.trapFault(f)
 	}
-	if in.outBytes+len(batch) > in.limits.MaxOutputBytes {
-		in.trap(fmt.Sprintf("emit: the call's output would reach %d bytes, over the limit of %d bytes",
-			in.outBytes+len(batch), in.limits.MaxOutputBytes))
-	}
-	in.outputs.Reset(batch)
-	for in.outputs.Next(&in.output) {
-	}
-	if err := in.outputs.Err(); err != nil {
-		in.trap(fmt.Sprintf("emit: malformed output batch [ptr %#x, len %d]: %v", ptr, n, err))
-	}
-	in.outBytes += len(batch)
-	return in.host.Emit(batch)
+	return code
 }
 
 func hostStoreOpen(in *instance, args []uint64) int32 {
 	mem := in.guestMemory()
-	name := in.guestBytes(mem, abi.FuncStoreOpen, "name", i32(args[0]), i32(args[1]))
-	if len(name) > abi.MaxStoreName {
-		return int32(abi.ErrBadStore)
-	}
-	return in.host.StoreOpen(name)
+	return in.StoreOpen(in.guestBytes(mem, abi.FuncStoreOpen, "name", i32(args[0]), i32(args[1])))
 }
 
 func hostStateGet(in *instance, args []uint64) int32 {
 	mem := in.guestMemory()
-	store := s32(args[0])
 	key := in.guestBytes(mem, abi.FuncStateGet, "key", i32(args[1]), i32(args[2]))
 	buf := in.guestBytes(mem, abi.FuncStateGet, "value buffer", i32(args[3]), i32(args[4]))
-	if len(key) > abi.MaxKeySize {
-		return int32(abi.ErrLimit)
-	}
-	value, found, code := in.host.StateGet(store, key)
-	switch {
-	case code != int32(abi.OK):
-		return code
-	case !found:
-		return int32(abi.ErrNotFound)
-	default:
-		if len(value) <= len(buf) {
-			copy(buf, value)
-		}
-		return int32(len(value))
-	}
+	return in.StateGet(s32(args[0]), key, buf)
 }
 
 func hostStatePut(in *instance, args []uint64) int32 {
 	mem := in.guestMemory()
-	store := s32(args[0])
 	key := in.guestBytes(mem, abi.FuncStatePut, "key", i32(args[1]), i32(args[2]))
 	value := in.guestBytes(mem, abi.FuncStatePut, "value", i32(args[3]), i32(args[4]))
-	switch {
-	case in.inInit:
-		return int32(abi.ErrNotAllowed)
-	case len(key) > abi.MaxKeySize || len(value) > abi.MaxValueSize:
-		return int32(abi.ErrLimit)
-	default:
-		return in.host.StatePut(store, key, value)
-	}
+	return in.StatePut(s32(args[0]), key, value)
 }
 
 func hostStateDelete(in *instance, args []uint64) int32 {
 	mem := in.guestMemory()
-	store := s32(args[0])
 	key := in.guestBytes(mem, abi.FuncStateDelete, "key", i32(args[1]), i32(args[2]))
-	switch {
-	case in.inInit:
-		return int32(abi.ErrNotAllowed)
-	case len(key) > abi.MaxKeySize:
-		return int32(abi.ErrLimit)
-	default:
-		return in.host.StateDelete(store, key)
-	}
+	return in.StateDelete(s32(args[0]), key)
 }
 
 func hostStateScan(in *instance, args []uint64) int32 {
 	mem := in.guestMemory()
-	store := s32(args[0])
 	start := in.guestBytes(mem, abi.FuncStateScan, "start key", i32(args[1]), i32(args[2]))
 	end := in.guestBytes(mem, abi.FuncStateScan, "end key", i32(args[3]), i32(args[4]))
 	buf := in.guestBytes(mem, abi.FuncStateScan, "result buffer", i32(args[5]), i32(args[6]))
-	if len(start) > abi.MaxKeySize || len(end) > abi.MaxKeySize {
-		return int32(abi.ErrLimit)
-	}
-	// The bounds are copied: the host writes the result into guest memory
-	// while it may still read them (a guest commonly keeps its next start
-	// key inside its result buffer).
-	in.scanStart = append(in.scanStart[:0], start...)
-	var endKey []byte
-	if len(end) > 0 {
-		in.scanEnd = append(in.scanEnd[:0], end...)
-		endKey = in.scanEnd
-	}
-	out, needed, code := in.host.StateScan(store, in.scanStart, endKey, buf[:0:len(buf)], len(buf))
-	switch {
-	case code != int32(abi.OK):
-		return code
-	case len(out) > len(buf):
-		in.host.Log(abi.LevelError, []byte("sluice host: StateScan returned more than the guest's buffer"))
-		return int32(abi.ErrInternal)
-	case len(out) == 0 && needed > 0:
-		if len(buf) >= 4 {
-			binary.LittleEndian.PutUint32(buf, uint32(needed))
-		}
-		return int32(abi.ErrBufferTooSmall)
-	default:
-		if len(out) > 0 && unsafe.SliceData(out) != unsafe.SliceData(buf) {
-			copy(buf, out)
-		}
-		return int32(len(out))
-	}
+	return in.StateScan(s32(args[0]), start, end, buf)
 }
 
 func hostLog(in *instance, args []uint64) int32 {
 	mem := in.guestMemory()
-	level := s32(args[0])
-	msg := in.guestBytes(mem, abi.FuncLog, "message", i32(args[1]), i32(args[2]))
-	if len(msg) > abi.MaxLogMessage {
-		msg = msg[:abi.MaxLogMessage]
-	}
-	in.host.Log(level, msg)
+	in.Log(s32(args[0]), in.guestBytes(mem, abi.FuncLog, "message", i32(args[1]), i32(args[2])))
 	return 0
 }
 
 func hostSetError(in *instance, args []uint64) int32 {
 	mem := in.guestMemory()
-	index := s32(args[0])
-	msg := in.guestBytes(mem, abi.FuncSetError, "message", i32(args[1]), i32(args[2]))
-	if len(msg) > abi.MaxErrorMessage {
-		msg = msg[:abi.MaxErrorMessage]
-	}
-	in.errSet = true
-	in.errIndex = index
-	in.errMsg = append(in.errMsg[:0], msg...)
+	in.SetError(s32(args[0]), in.guestBytes(mem, abi.FuncSetError, "message", i32(args[1]), i32(args[2])))
 	return 0
 }

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/sluice-io/sluice/abi"
 	"github.com/sluice-io/sluice/plugins"
+	"github.com/sluice-io/sluice/plugins/internal/guestcall"
 	"github.com/sluice-io/sluice/plugins/internal/sandbox"
 )
 
@@ -38,7 +38,7 @@ func newModule(r *Runtime, cm *wt.Module, sha string) *module {
 		ty := ex.Type()
 		switch {
 		case ex.Name() == abi.ExportMemory && ty.MemoryType() != nil:
-			m.minMemory = ty.MemoryType().Minimum() * pageSize
+			m.minMemory = ty.MemoryType().Minimum() * guestcall.PageSize
 		case ex.Name() == abi.ExportInitialize && ty.FuncType() != nil:
 			m.hasInitialize = true
 		}
@@ -50,19 +50,11 @@ func (m *module) SHA256() string { return m.sha }
 
 func (m *module) close() { m.closeOnce.Do(m.compiled.Close) }
 
-const pageSize = 65536
-
-// minRegion is the smallest input region the host asks sluice_alloc for,
-// so that small batches do not make the guest allocate again and again.
-const minRegion = 64 << 10
-
 // instance is one running guest. All fields except interrupted are used
 // only by the goroutine that owns the instance (host functions run on it
 // too, inside the guest call).
 type instance struct {
-	name   string
-	host   plugins.Host
-	limits plugins.Limits
+	guestcall.State
 
 	store      *wt.Store
 	mem        *wt.Memory // the exported memory, once instantiated
@@ -106,20 +98,6 @@ type instance struct {
 	region    uint32 // input region from sluice_alloc
 	regionCap uint32
 
-	// Per-call state, reset before each call.
-	inInit   bool
-	outBytes int
-	errSet   bool
-	errIndex int32
-	errMsg   []byte
-	fault    *plugins.Fault // an ABI violation found by a host function
-
-	// Scratch reused by host functions.
-	outputs   abi.OutputReader
-	output    abi.Output
-	scanStart []byte
-	scanEnd   []byte
-
 	closed bool
 }
 
@@ -127,22 +105,18 @@ func (m *module) Instantiate(ctx context.Context, cfg plugins.InstanceConfig) (p
 	if cfg.Host == nil {
 		return nil, errors.New("wasmtime: InstanceConfig.Host is required")
 	}
-	limits := cfg.Limits.WithDefaults()
-	limitBytes := limits.MemoryBytes &^ (pageSize - 1)
-	if m.minMemory > limitBytes {
-		return nil, &plugins.Fault{Kind: plugins.FaultMemory, Instance: cfg.Name,
-			Detail: fmt.Sprintf("the module's memory starts at %d bytes, over the instance's limit of %d bytes", m.minMemory, limitBytes)}
+	state, limitBytes, f := guestcall.New(cfg, m.minMemory)
+	if f != nil {
+		return nil, f
 	}
 	stdout := cfg.Stdout
 	if stdout == nil {
 		stdout = io.Discard
 	}
 	in := &instance{
-		name:       cfg.Name,
-		host:       cfg.Host,
-		limits:     limits,
+		State:      state,
 		limitBytes: limitBytes,
-		epochTicks: uint64(limits.CallTimeout/epochTick) + 2,
+		epochTicks: uint64(state.Limits.CallTimeout/epochTick) + 2,
 		stdout:     stdout,
 		stderr:     &sandbox.Stderr{W: cfg.Stderr},
 		clocks:     sandbox.NewClocks(),
@@ -152,12 +126,9 @@ func (m *module) Instantiate(ctx context.Context, cfg plugins.InstanceConfig) (p
 
 	r := m.r
 	r.inUse.RLock()
-	r.mu.Lock()
-	closed := r.closed
-	r.mu.Unlock()
-	if closed {
+	if r.modules.Closed() {
 		r.inUse.RUnlock()
-		return nil, errors.New("wasmtime runtime is closed")
+		return nil, errClosed
 	}
 	in.store = wt.NewStore(r.engine)
 	in.storeCtx = storeContext(in.store)
@@ -195,7 +166,7 @@ func (m *module) Instantiate(ctx context.Context, cfg plugins.InstanceConfig) (p
 		return nil, fmt.Errorf("%s: instantiating operator: exports missing after validation", cfg.Name)
 	}
 
-	in.inInit = true
+	in.InInit = true
 	if m.hasInitialize {
 		if _, err := in.call(ctx, inst.GetFunc(in.store, abi.ExportInitialize), abi.ExportInitialize, 0, 0); err != nil {
 			return nil, err
@@ -206,28 +177,17 @@ func (m *module) Instantiate(ctx context.Context, cfg plugins.InstanceConfig) (p
 		return nil, err
 	}
 	copy(buf, cfg.Params)
-	in.resetCall()
+	in.Reset()
 	status, err := in.call(ctx, in.initFn, abi.ExportInit, int32(in.region), int32(len(cfg.Params)))
 	if err != nil {
 		return nil, err
 	}
-	if status != abi.StatusOK {
-		ie := &plugins.InitError{Status: status}
-		if in.errSet {
-			ie.Message = string(in.errMsg)
-		}
+	if ie := in.InitError(status); ie != nil {
 		_ = in.Close(ctx)
 		return nil, ie
 	}
-	in.inInit = false
+	in.InInit = false
 	return in, nil
-}
-
-func (in *instance) resetCall() {
-	in.outBytes = 0
-	in.errSet = false
-	in.errMsg = in.errMsg[:0]
-	in.fault = nil
 }
 
 // call runs one guest function with arguments a and b (the ones it has)
@@ -236,16 +196,13 @@ func (in *instance) resetCall() {
 // Any error is a *plugins.Fault and leaves the instance closed.
 func (in *instance) call(ctx context.Context, fn *wt.Func, name string, a, b int32) (int32, error) {
 	if in.closed {
-		return 0, &plugins.Fault{Kind: plugins.FaultABI, Instance: in.name, Detail: name + " called on a closed instance"}
+		return 0, in.ClosedFault(name)
 	}
-	in.fault = nil
+	in.Fault = nil
 	in.interrupted.Store(false)
-	var stop func() bool
-	if ctx.Done() != nil {
-		if ctx.Err() != nil {
-			return 0, in.die(in.classify(ctx, name, ctx.Err()))
-		}
-		stop = context.AfterFunc(ctx, in.cancelByCaller)
+	stop, err := guestcall.Watch(ctx, in.cancelByCaller)
+	if err != nil {
+		return 0, in.die(in.classify(ctx, name, err))
 	}
 	in.stderr.StartCall()
 	in.callStart = time.Now()
@@ -253,19 +210,14 @@ func (in *instance) call(ctx context.Context, fn *wt.Func, name string, a, b int
 	if stop != nil {
 		stop()
 	}
-	if err == nil && in.fault == nil && !in.interrupted.Load() {
+	if err == nil && in.Fault == nil && !in.interrupted.Load() {
 		return res, nil
 	}
 	if err == nil {
-		err = errCallerDone
+		err = guestcall.ErrCallerDone
 	}
 	return 0, in.die(in.classify(ctx, name, err))
 }
-
-var (
-	errCallTimeout = errors.New("call timeout")
-	errCallerDone  = errors.New("caller's context done")
-)
 
 func (in *instance) die(f *plugins.Fault) error {
 	in.closeStore()
@@ -275,57 +227,33 @@ func (in *instance) die(f *plugins.Fault) error {
 // classify turns the error of a guest call into a Fault, as plugins/wazero
 // does.
 func (in *instance) classify(ctx context.Context, name string, err error) *plugins.Fault {
-	f := &plugins.Fault{Instance: in.name, Err: err}
 	code, isTrap := trapCode(err)
 	if isTrap && code == int(wt.Interrupt) {
 		// The epoch deadline, which is past the call timeout.
 		in.timedOut = true
 	}
-	switch {
-	case in.fault != nil:
-		return in.fault
-	case in.timedOut:
-		f.Kind = plugins.FaultTimeout
-		f.Detail = fmt.Sprintf("%s ran longer than the call timeout of %s", name, in.limits.CallTimeout)
-	case ctx.Err() != nil:
-		f.Kind = plugins.FaultTimeout
-		f.Detail = fmt.Sprintf("%s stopped: the host's context is done (%v)", name, ctx.Err())
-		f.Err = ctx.Err()
-	case in.growRefused() != 0:
-		f.Kind = plugins.FaultMemory
-		f.Detail = fmt.Sprintf("%s tried to grow the guest's memory to %d bytes, over the limit of %d bytes",
-			name, in.refusedBytes(), in.limitBytes)
-		if line := in.stderr.DeathLine(); line != "" {
-			f.Detail += " (guest: " + line + ")"
-		}
-	case in.exited:
-		f.Kind = plugins.FaultExit
-		f.ExitCode = in.exitCode
-		f.Detail = fmt.Sprintf("%s: the guest exited with code %d", name, f.ExitCode)
-		if line := in.stderr.DeathLine(); line != "" {
-			f.Detail += ": " + line
-		}
-	default:
-		f.Kind = plugins.FaultTrap
-		msg := ""
-		switch {
-		case in.hostPanic != nil:
-			msg = fmt.Sprint(in.hostPanic)
-		case isTrap:
-			msg = trapMessage(code, err)
-		default:
-			msg = err.Error()
-		}
-		if i := strings.IndexByte(msg, '\n'); i >= 0 {
-			msg = msg[:i] // the rest is the wasm stack trace, kept in Err
-		}
-		f.Detail = name + ": " + msg
-		if line := in.stderr.DeathLine(); line != "" {
-			// A Go guest that panics prints the panic, then traps.
-			f.Detail += " (guest: " + line + ")"
-		}
+	if in.Fault != nil {
+		return in.Fault // see State.Classify
 	}
-	return f
+	st := guestcall.Stop{
+		TimedOut:   in.timedOut,
+		LimitBytes: in.limitBytes,
+		Exited:     in.exited,
+		ExitCode:   in.exitCode,
+		DeathLine:  in.stderr.DeathLine(),
+	}
+	if in.growRefused() != 0 {
+		st.RefusedBytes = in.refusedBytes()
+	}
+	switch {
+	case in.hostPanic != nil:
+		st.Message = fmt.Sprint(in.hostPanic)
+	case isTrap:
+		st.Message = trapMessage(code, err)
+	default:
+		st.Message = err.Error()
+	}
+	return in.Classify(ctx, name, err, st)
 }
 
 // trapMessage words a Wasmtime trap as wazero does ("wasm error:
@@ -396,7 +324,7 @@ func (in *instance) refusedBytes() uint64 {
 	if in.mem != nil {
 		pages += in.mem.Size(in.store)
 	}
-	return pages * pageSize
+	return pages * guestcall.PageSize
 }
 
 // memory returns the guest's memory as it is now (outside host calls).
@@ -406,29 +334,17 @@ func (in *instance) memory() []byte {
 
 // Input implements plugins.Instance.
 func (in *instance) Input(ctx context.Context, n int) ([]byte, error) {
-	if n < 0 || uint64(n) > 1<<31 {
-		return nil, fmt.Errorf("%s: input of %d bytes is out of range", in.name, n)
+	if err := in.CheckInput(n, in.closed); err != nil {
+		return nil, err
 	}
-	if in.closed {
-		// Its memory is released: a slice of it would fault the host.
-		return nil, &plugins.Fault{Kind: plugins.FaultABI, Instance: in.name, Detail: "Input called on a closed instance"}
-	}
-	if in.regionCap == 0 || uint32(n) > in.regionCap {
-		size := max(uint64(n), 2*uint64(in.regionCap), minRegion)
-		size = min(size, 1<<31)
+	if size, grow := guestcall.RegionSize(n, in.regionCap); grow {
 		res, err := in.call(ctx, in.allocFn, abi.ExportAlloc, int32(uint32(size)), 0)
 		if err != nil {
 			return nil, err
 		}
 		ptr := uint32(res)
-		if ptr == 0 {
-			return nil, in.die(&plugins.Fault{Kind: plugins.FaultABI, Instance: in.name,
-				Detail: fmt.Sprintf("%s(%d) returned 0: the guest could not allocate the input region", abi.ExportAlloc, size)})
-		}
-		if mem := in.memory(); uint64(ptr)+size > uint64(len(mem)) {
-			return nil, in.die(&plugins.Fault{Kind: plugins.FaultABI, Instance: in.name,
-				Detail: fmt.Sprintf("%s(%d) returned [ptr %#x, len %d], which is outside guest memory (%d bytes)",
-					abi.ExportAlloc, size, ptr, size, len(mem))})
+		if f := in.CheckRegion(size, ptr, uint64(len(in.memory()))); f != nil {
+			return nil, in.die(f)
 		}
 		in.region, in.regionCap = ptr, uint32(size)
 	}
@@ -439,37 +355,20 @@ func (in *instance) Input(ctx context.Context, n int) ([]byte, error) {
 
 // Process implements plugins.Instance.
 func (in *instance) Process(ctx context.Context, n int) error {
-	if n < abi.BatchHeaderSize || uint64(n) > uint64(in.regionCap) {
-		return fmt.Errorf("%s: Process(%d): the batch must be between %d bytes and the %d bytes obtained through Input",
-			in.name, n, abi.BatchHeaderSize, in.regionCap)
-	}
-	if in.closed {
-		return &plugins.Fault{Kind: plugins.FaultABI, Instance: in.name, Detail: "Process called on a closed instance"}
+	if err := in.CheckBatch(n, in.regionCap, in.closed); err != nil {
+		return err
 	}
 	count := binary.LittleEndian.Uint32(in.memory()[in.region:])
-	in.resetCall()
+	in.Reset()
 	status, err := in.call(ctx, in.processFn, abi.ExportProcess, int32(in.region), int32(n))
 	if err != nil {
 		return err
 	}
-	switch status {
-	case abi.StatusOK:
-		return nil
-	case abi.StatusRecordFailed:
-		if !in.errSet {
-			return in.die(&plugins.Fault{Kind: plugins.FaultABI, Instance: in.name,
-				Detail: "sluice_process returned status 1 (record failed) without calling set_error"})
-		}
-		if in.errIndex < 0 || uint32(in.errIndex) >= count {
-			return in.die(&plugins.Fault{Kind: plugins.FaultABI, Instance: in.name,
-				Detail: fmt.Sprintf("sluice_process returned status 1 (record failed) with set_error index %d, outside the batch of %d records",
-					in.errIndex, count)})
-		}
-		return &plugins.RecordError{Index: int(in.errIndex), Message: string(in.errMsg)}
-	default:
-		return in.die(&plugins.Fault{Kind: plugins.FaultABI, Instance: in.name,
-			Detail: fmt.Sprintf("sluice_process returned status %d", status)})
+	f, err := in.ProcessResult(status, count)
+	if f != nil {
+		return in.die(f)
 	}
+	return err
 }
 
 // closeStore releases the store, and with it the guest's memory.

@@ -4,12 +4,8 @@ package wasmtime
 
 import (
 	"context"
-	"os"
-	"path/filepath"
-	"sync"
 	"testing"
 
-	"github.com/sluice-io/sluice/plugins"
 	"github.com/sluice-io/sluice/plugins/runtimetest"
 )
 
@@ -17,29 +13,13 @@ import (
 // (package runtimetest). Traps are worded as wazero words them, so the
 // same trap texts are required.
 func TestSuite(t *testing.T) {
-	runtimetest.Run(t, func(t testing.TB) plugins.Runtime { return testRuntime(t) }, runtimetest.RunOptions{
-		TrapText: map[string]string{
-			runtimetest.TrapUnreachable: "wasm error: unreachable",
-			runtimetest.TrapOutOfBounds: "wasm error: out of bounds memory access",
-		},
-	})
+	runtimetest.Run(t, shared.Runtime, runtimetest.RunOptions{TrapText: runtimetest.WazeroTrapText})
 }
 
-// Shared runtime for the tests of this package, with a disk cache that
-// outlives the test process: Cranelift takes seconds per Go guest.
-var (
-	sharedOnce sync.Once
-	shared     *Runtime
-	sharedErr  error
-)
+// shared is the runtime of this package's tests, with a disk cache:
+// Cranelift takes seconds per Go guest.
+var shared = runtimetest.Share(func() (*Runtime, error) {
+	return New(context.Background(), Options{CacheDir: runtimetest.CacheDir("wasmtime")})
+})
 
-func testRuntime(t testing.TB) *Runtime {
-	t.Helper()
-	sharedOnce.Do(func() {
-		shared, sharedErr = New(context.Background(), Options{CacheDir: filepath.Join(os.TempDir(), "sluice-wasmtime-test-cache")})
-	})
-	if sharedErr != nil {
-		t.Fatal(sharedErr)
-	}
-	return shared
-}
+func testRuntime(t testing.TB) *Runtime { return shared.Get(t) }

@@ -337,7 +337,18 @@ func wasiFdTell(in *instance, args []uint64) int32 {
 // readv is wazero's: it fills the iovecs with reader until it returns
 // less than asked.
 func readv(mem []byte, iovs, count uint32, reader func([]byte) (int, int32)) (uint32, int32) {
-	var nread uint32
+	return iovecs(mem, iovs, count, reader, true)
+}
+
+// writev is wazero's: every iovec goes to writer, in order.
+func writev(mem []byte, iovs, count uint32, writer func([]byte) (int, int32)) (uint32, int32) {
+	return iovecs(mem, iovs, count, writer, false)
+}
+
+// iovecs passes the count iovecs at iovs to f in order and returns the
+// bytes f took. Reading skips empty iovecs and stops after a short read.
+func iovecs(mem []byte, iovs, count uint32, f func([]byte) (int, int32), reading bool) (uint32, int32) {
+	var total uint32
 	iovsBuf, ok := read(mem, iovs, count<<3)
 	if !ok {
 		return 0, errnoFault
@@ -345,49 +356,39 @@ func readv(mem []byte, iovs, count uint32, reader func([]byte) (int, int32)) (ui
 	for pos := uint32(0); pos < count<<3; pos += 8 {
 		off := binary.LittleEndian.Uint32(iovsBuf[pos:])
 		l := binary.LittleEndian.Uint32(iovsBuf[pos+4:])
-		if l == 0 {
+		if reading && l == 0 {
 			continue
 		}
 		b, ok := read(mem, off, l)
 		if !ok {
 			return 0, errnoFault
 		}
-		n, errno := reader(b)
-		nread += uint32(n)
+		n, errno := f(b)
+		total += uint32(n)
 		if errno == errnoNosys {
 			return 0, errnoBadf
 		} else if errno != 0 {
 			return 0, errno
-		} else if n < int(l) {
+		} else if reading && n < int(l) {
 			break
 		}
 	}
-	return nread, errnoSuccess
+	return total, errnoSuccess
 }
 
-// writev is wazero's: every iovec goes to writer, in order.
-func writev(mem []byte, iovs, count uint32, writer func([]byte) (int, int32)) (uint32, int32) {
-	var nwritten uint32
-	iovsBuf, ok := read(mem, iovs, count<<3)
-	if !ok {
-		return 0, errnoFault
+// fdIO is fd_read, fd_pread, fd_write and fd_pwrite once the descriptor
+// is checked: it passes the iovecs of args[1] and args[2] through io to f
+// and stores how many bytes went at the pointer args[nArg].
+func fdIO(in *instance, args []uint64, nArg int, io func([]byte, uint32, uint32, func([]byte) (int, int32)) (uint32, int32), f func([]byte) (int, int32)) int32 {
+	mem := in.wasiMemory()
+	n, errno := io(mem, i32(args[1]), i32(args[2]), f)
+	if errno != 0 {
+		return errno
 	}
-	for pos := uint32(0); pos < count<<3; pos += 8 {
-		off := binary.LittleEndian.Uint32(iovsBuf[pos:])
-		l := binary.LittleEndian.Uint32(iovsBuf[pos+4:])
-		b, ok := read(mem, off, l)
-		if !ok {
-			return 0, errnoFault
-		}
-		n, errno := writer(b)
-		nwritten += uint32(n)
-		if errno == errnoNosys {
-			return 0, errnoBadf
-		} else if errno != 0 {
-			return 0, errno
-		}
+	if !putU32(mem, i32(args[nArg]), n) {
+		return errnoFault
 	}
-	return nwritten, errnoSuccess
+	return errnoSuccess
 }
 
 func unsupportedIO([]byte) (int, int32) { return 0, errnoNosys }
@@ -412,30 +413,14 @@ func wasiFdRead(in *instance, args []uint64) int32 {
 	if fd == 0 {
 		reader = readStdin
 	}
-	mem := in.wasiMemory()
-	n, errno := readv(mem, i32(args[1]), i32(args[2]), reader)
-	if errno != 0 {
-		return errno
-	}
-	if !putU32(mem, i32(args[3]), n) {
-		return errnoFault
-	}
-	return errnoSuccess
+	return fdIO(in, args, 3, readv, reader)
 }
 
 func wasiFdPread(in *instance, args []uint64) int32 {
 	if !in.stdioOpen(s32(args[0])) {
 		return errnoBadf
 	}
-	mem := in.wasiMemory()
-	n, errno := readv(mem, i32(args[1]), i32(args[2]), unsupportedIO)
-	if errno != 0 {
-		return errno
-	}
-	if !putU32(mem, i32(args[4]), n) {
-		return errnoFault
-	}
-	return errnoSuccess
+	return fdIO(in, args, 4, readv, unsupportedIO)
 }
 
 func (in *instance) writeStdout(b []byte) (int, int32) { return writeTo(in.stdout, b) }
@@ -455,30 +440,14 @@ func wasiFdWrite(in *instance, args []uint64) int32 {
 	default:
 		writer = unsupportedIO
 	}
-	mem := in.wasiMemory()
-	n, errno := writev(mem, i32(args[1]), i32(args[2]), writer)
-	if errno != 0 {
-		return errno
-	}
-	if !putU32(mem, i32(args[3]), n) {
-		return errnoFault
-	}
-	return errnoSuccess
+	return fdIO(in, args, 3, writev, writer)
 }
 
 func wasiFdPwrite(in *instance, args []uint64) int32 {
 	if !in.stdioOpen(s32(args[0])) {
 		return errnoBadf
 	}
-	mem := in.wasiMemory()
-	n, errno := writev(mem, i32(args[1]), i32(args[2]), unsupportedIO)
-	if errno != 0 {
-		return errno
-	}
-	if !putU32(mem, i32(args[4]), n) {
-		return errnoFault
-	}
-	return errnoSuccess
+	return fdIO(in, args, 4, writev, unsupportedIO)
 }
 
 // wasiPath serves the path_* functions. Each names its directory

@@ -50,12 +50,16 @@
 //     cached in memory by sha256 and, with a cache directory, on disk
 //     (Module.Serialize), keyed by the module's sha256 and the versions of
 //     Wasmtime and of the metering.
+//   - What does not depend on the runtime is shared with plugins/wazero
+//     rather than copied: the host functions' logic once their arguments
+//     are Go slices, the handling of statuses and the classification of
+//     faults (package guestcall), and the compile-once cache and the
+//     validation errors (package compileonce).
 package wasmtime
 
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -71,6 +75,7 @@ import (
 	"github.com/sluice-io/sluice/abi"
 	"github.com/sluice-io/sluice/internal/atomicfile"
 	"github.com/sluice-io/sluice/plugins"
+	"github.com/sluice-io/sluice/plugins/internal/compileonce"
 	"github.com/sluice-io/sluice/plugins/internal/meter"
 	"github.com/sluice-io/sluice/plugins/internal/modcheck"
 )
@@ -95,21 +100,11 @@ type Runtime struct {
 	stopTicker chan struct{}
 	tickerDone chan struct{}
 
-	mu      sync.Mutex
-	closed  bool
-	modules map[string]*compileEntry // by sha256 of the module's bytes
+	modules *compileonce.Cache[*module]
 
 	// inUse is held for reading while an instantiation uses the engine,
 	// the linker and a module, and for writing by Close, which frees them.
 	inUse sync.RWMutex
-}
-
-// compileEntry lets concurrent Compile calls of the same bytes wait for one
-// compilation.
-type compileEntry struct {
-	done chan struct{}
-	mod  *module
-	err  error
 }
 
 var _ plugins.Runtime = (*Runtime)(nil)
@@ -150,7 +145,7 @@ func New(ctx context.Context, opts Options) (*Runtime, error) {
 		engine:     engine,
 		cacheDir:   opts.CacheDir,
 		logger:     logger,
-		modules:    map[string]*compileEntry{},
+		modules:    compileonce.New[*module](errClosed),
 		stopTicker: make(chan struct{}),
 		tickerDone: make(chan struct{}),
 	}
@@ -186,39 +181,15 @@ func (r *Runtime) Name() string { return "wasmtime" }
 // the sha256 of wasm; failures are not, so a cancelled compilation can be
 // retried.
 func (r *Runtime) Compile(ctx context.Context, wasm []byte) (plugins.Module, error) {
-	sum := sha256.Sum256(wasm)
-	key := hex.EncodeToString(sum[:])
-	r.mu.Lock()
-	if r.closed {
-		r.mu.Unlock()
-		return nil, errors.New("wasmtime runtime is closed")
+	m, err := r.modules.Compile(ctx, wasm, r.compile)
+	if err != nil {
+		return nil, err
 	}
-	if e, ok := r.modules[key]; ok {
-		r.mu.Unlock()
-		select {
-		case <-e.done:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-		if e.err != nil {
-			return nil, e.err
-		}
-		return e.mod, nil
-	}
-	e := &compileEntry{done: make(chan struct{})}
-	r.modules[key] = e
-	r.mu.Unlock()
-
-	e.mod, e.err = r.compile(ctx, wasm, key)
-	close(e.done)
-	if e.err != nil {
-		r.mu.Lock()
-		delete(r.modules, key)
-		r.mu.Unlock()
-		return nil, e.err
-	}
-	return e.mod, nil
+	return m, nil
 }
+
+// errClosed is the error of using a closed runtime.
+var errClosed = errors.New("wasmtime runtime is closed")
 
 func (r *Runtime) compile(ctx context.Context, wasm []byte, sha string) (*module, error) {
 	if err := ctx.Err(); err != nil {
@@ -241,20 +212,17 @@ func (r *Runtime) compile(ctx context.Context, wasm []byte, sha string) (*module
 		// not Wasm at all): compile it as it is to report that.
 		return nil, r.instrumentError(ctx, wasm, merr)
 	}
-	if problems := r.precheck(metered); len(problems) > 0 {
-		return nil, &plugins.ValidationError{Problems: problems}
+	if err := compileonce.Problems(r.precheck(metered)); err != nil {
+		return nil, err
 	}
 	start := time.Now()
 	cm, err := wt.NewModule(r.engine, metered)
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, &plugins.ValidationError{Problems: []string{"not a valid WebAssembly module: " + errorText(err)}}
+		return nil, compileonce.CompileError(ctx, errorText(err))
 	}
-	if problems := validate(cm); len(problems) > 0 {
+	if err := compileonce.Problems(validate(cm)); err != nil {
 		cm.Close()
-		return nil, &plugins.ValidationError{Problems: problems}
+		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
 		cm.Close()
@@ -325,21 +293,15 @@ func (r *Runtime) cachePath(sha string) string {
 // instrumentError explains why a module could not be metered: the
 // validation problems if it has any, else the metering error itself.
 func (r *Runtime) instrumentError(ctx context.Context, wasm []byte, merr error) error {
-	if problems := r.precheck(wasm); len(problems) > 0 {
-		return &plugins.ValidationError{Problems: problems}
+	if err := compileonce.Problems(r.precheck(wasm)); err != nil {
+		return err
 	}
 	cm, err := wt.NewModule(r.engine, wasm)
 	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return &plugins.ValidationError{Problems: []string{"not a valid WebAssembly module: " + errorText(err)}}
+		return compileonce.CompileError(ctx, errorText(err))
 	}
 	defer cm.Close()
-	if problems := validate(cm); len(problems) > 0 {
-		return &plugins.ValidationError{Problems: problems}
-	}
-	return &plugins.ValidationError{Problems: []string{"sluice cannot add its time-limit checks to this module: " + merr.Error()}}
+	return compileonce.InstrumentError(validate(cm), merr)
 }
 
 // precheck validates wasm without compiling it: Wasmtime's validation,
@@ -349,7 +311,7 @@ func (r *Runtime) instrumentError(ctx context.Context, wasm []byte, merr error) 
 // compiled module).
 func (r *Runtime) precheck(wasm []byte) []string {
 	if err := wt.ModuleValidate(r.engine, wasm); err != nil {
-		return []string{"not a valid WebAssembly module: " + errorText(err)}
+		return compileonce.Invalid(errorText(err)).Problems
 	}
 	if imports, exports, ok := describe(wasm); ok {
 		return modcheck.Check(imports, exports, wasiSignatures)
@@ -437,25 +399,15 @@ func abiTypes(ts []*wt.ValType) []abi.ValType {
 // Instances still open keep what they use alive (Wasmtime counts
 // references) but lose the epoch backstop; their owners close them.
 func (r *Runtime) Close(ctx context.Context) error {
-	r.mu.Lock()
-	if r.closed {
-		r.mu.Unlock()
+	drain, ok := r.modules.Close()
+	if !ok {
 		return nil
 	}
-	r.closed = true
-	entries := r.modules
-	r.modules = nil
-	r.mu.Unlock()
 	close(r.stopTicker)
 	<-r.tickerDone
 	r.inUse.Lock()
 	defer r.inUse.Unlock()
-	for _, e := range entries {
-		<-e.done
-		if e.mod != nil {
-			e.mod.close()
-		}
-	}
+	drain((*module).close)
 	r.linker.Close()
 	r.engine.Close()
 	return nil

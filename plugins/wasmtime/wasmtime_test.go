@@ -6,11 +6,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -31,22 +29,11 @@ import (
 
 // The wazero runtime, to compare with. Its disk cache is the one of
 // plugins/wazero's tests.
-var (
-	wazeroOnce sync.Once
-	wazeroRT   *wz.Runtime
-	wazeroErr  error
-)
+var wazeroShared = runtimetest.Share(func() (*wz.Runtime, error) {
+	return wz.New(context.Background(), wz.Options{CacheDir: runtimetest.CacheDir("wazero")})
+})
 
-func wazeroRuntime(t testing.TB) *wz.Runtime {
-	t.Helper()
-	wazeroOnce.Do(func() {
-		wazeroRT, wazeroErr = wz.New(context.Background(), wz.Options{CacheDir: filepath.Join(os.TempDir(), "sluice-wazero-test-cache")})
-	})
-	if wazeroErr != nil {
-		t.Fatal(wazeroErr)
-	}
-	return wazeroRT
-}
+func wazeroRuntime(t testing.TB) *wz.Runtime { return wazeroShared.Get(t) }
 
 // both returns the two runtimes, wasmtime first.
 func both(t testing.TB) []plugins.Runtime {
@@ -289,83 +276,23 @@ func TestInvalidModuleIsRefusedWithoutCompiling(t *testing.T) {
 	}
 }
 
+// TestCompileCache checks the cache of runtimetest.CompileCache, then
+// that a closed runtime refuses work, that the disk cache holds one file
+// named by the module's sha256, and that a corrupt one is replaced.
 func TestCompileCache(t *testing.T) {
-	dir := t.TempDir()
 	ctx := context.Background()
-	r, err := New(ctx, Options{CacheDir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	wasm := testguests.Build("echo")
-	// Concurrent compiles of the same bytes get the same module.
-	mods := make([]plugins.Module, 4)
-	var wg sync.WaitGroup
-	start := time.Now()
-	for i := range mods {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			m, err := r.Compile(ctx, bytes.Clone(wasm))
-			if err != nil {
-				t.Error(err)
-			}
-			mods[i] = m
-		}()
-	}
-	wg.Wait()
-	compileTime := time.Since(start)
-	for _, m := range mods[1:] {
-		if m != mods[0] {
-			t.Fatal("concurrent Compile of the same bytes returned different modules")
-		}
-	}
-	if len(mods[0].SHA256()) != 64 {
-		t.Fatalf("SHA256 %q", mods[0].SHA256())
-	}
-	if err := r.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
+	dir, wasm, r, m := runtimetest.CompileCache(t, func(dir string) (plugins.Runtime, error) {
+		return New(ctx, Options{CacheDir: dir})
+	})
 	if _, err := r.Compile(ctx, wasm); err == nil {
 		t.Fatal("Compile after Close succeeded")
 	}
-	if _, err := mods[0].Instantiate(ctx, plugins.InstanceConfig{Host: runtimetest.NewMemHost()}); err == nil {
+	if _, err := m.Instantiate(ctx, plugins.InstanceConfig{Host: runtimetest.NewMemHost()}); err == nil {
 		t.Fatal("Instantiate after Close succeeded")
 	}
-	var files []string
-	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			files = append(files, filepath.Base(path))
-		}
-		return nil
-	})
-	sort.Strings(files)
-	if len(files) != 1 || !strings.HasPrefix(files[0], mods[0].SHA256()+".") {
+	files := runtimetest.Files(dir)
+	if len(files) != 1 || !strings.HasPrefix(files[0], m.SHA256()+".") {
 		t.Fatalf("cache directory holds %q, want one file named by the sha256", files)
-	}
-
-	// A new runtime on the same directory loads the compiled code.
-	r2, err := New(ctx, Options{CacheDir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r2.Close(ctx)
-	start = time.Now()
-	m3, err := r2.Compile(ctx, wasm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("compile %v, from the disk cache %v", compileTime, time.Since(start))
-	h := runtimetest.NewMemHost()
-	inst, err := m3.Instantiate(ctx, plugins.InstanceConfig{Name: "cached", Host: h})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer inst.Close(ctx)
-	if err := runtimetest.Process(ctx, inst, runtimetest.Values("a")...); err != nil {
-		t.Fatal(err)
-	}
-	if len(h.Outputs(t)) != 1 {
-		t.Fatal("cached module does not echo")
 	}
 
 	// A corrupt cache file is ignored and replaced.

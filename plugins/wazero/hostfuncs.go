@@ -2,15 +2,12 @@ package wazero
 
 import (
 	"context"
-	"encoding/binary"
-	"fmt"
-	"time"
-	"unsafe"
 
 	"github.com/tetratelabs/wazero/api"
 
 	"github.com/sluice-io/sluice/abi"
 	"github.com/sluice-io/sluice/plugins"
+	"github.com/sluice-io/sluice/plugins/internal/guestcall"
 )
 
 // hostFuncs implements every function of the sluice_v1 module. Each takes
@@ -56,11 +53,11 @@ func hostYield(ctx context.Context, mod api.Module, _ []uint64) {
 	}
 	in.fuel.Set(fuelPerYield)
 	if in.interrupted.Load() {
-		panic(errCallerDone)
+		panic(guestcall.ErrCallerDone)
 	}
-	if time.Since(in.callStart) > in.limits.CallTimeout {
+	if in.CallTimedOut(in.callStart) {
 		in.timedOut = true
-		panic(errCallTimeout)
+		panic(guestcall.ErrCallTimeout)
 	}
 }
 
@@ -80,166 +77,71 @@ func ret(stack []uint64, v int32) { stack[0] = uint64(uint32(v)) }
 func (in *instance) guestBytes(fn, what string, ptr, n uint32) []byte {
 	b, ok := in.mem.Read(ptr, n)
 	if !ok {
-		in.outOfBounds(fn, what, ptr, n)
+		in.trap(in.ABIFault(guestcall.OutOfBounds(fn, what, ptr, n, uint64(in.mem.Size()))))
 	}
 	return b
 }
 
-//go:noinline
-func (in *instance) outOfBounds(fn, what string, ptr, n uint32) {
-	in.trap(fmt.Sprintf("%s: %s [ptr %#x, len %d] is outside guest memory (%d bytes)", fn, what, ptr, n, in.mem.Size()))
-}
-
-// trap records an ABI fault and panics, which wazero turns into a trap of
-// the guest; Process then reports the recorded fault.
+// trap panics with f, the fault recorded by a host function, which wazero
+// turns into a trap of the guest; the call then reports f.
 //
 //go:noinline
-func (in *instance) trap(detail string) {
-	in.fault = &plugins.Fault{Kind: plugins.FaultABI, Instance: in.name, Detail: detail}
-	panic(in.fault)
+func (in *instance) trap(f *plugins.Fault) {
+	panic(f)
 }
 
 func hostEmit(ctx context.Context, _ api.Module, stack []uint64) {
 	in := caller(ctx)
 	ptr, n := uint32(stack[0]), uint32(stack[1])
-	batch := in.guestBytes(abi.FuncEmit, "batch", ptr, n)
-	if in.inInit {
-		ret(stack, int32(abi.ErrNotAllowed))
-		return
+	code, f := in.Emit(in.guestBytes(abi.FuncEmit, "batch", ptr, n), ptr, n)
+	if f != nil {
+		in.trap(f)
 	}
-	if in.outBytes+len(batch) > in.limits.MaxOutputBytes {
-		in.trap(fmt.Sprintf("emit: the call's output would reach %d bytes, over the limit of %d bytes",
-			in.outBytes+len(batch), in.limits.MaxOutputBytes))
-	}
-	in.outputs.Reset(batch)
-	for in.outputs.Next(&in.output) {
-	}
-	if err := in.outputs.Err(); err != nil {
-		in.trap(fmt.Sprintf("emit: malformed output batch [ptr %#x, len %d]: %v", ptr, n, err))
-	}
-	in.outBytes += len(batch)
-	ret(stack, in.host.Emit(batch))
+	ret(stack, code)
 }
 
 func hostStoreOpen(ctx context.Context, _ api.Module, stack []uint64) {
 	in := caller(ctx)
 	name := in.guestBytes(abi.FuncStoreOpen, "name", uint32(stack[0]), uint32(stack[1]))
-	if len(name) > abi.MaxStoreName {
-		ret(stack, int32(abi.ErrBadStore))
-		return
-	}
-	ret(stack, in.host.StoreOpen(name))
+	ret(stack, in.StoreOpen(name))
 }
 
 func hostStateGet(ctx context.Context, _ api.Module, stack []uint64) {
 	in := caller(ctx)
-	store := int32(uint32(stack[0]))
 	key := in.guestBytes(abi.FuncStateGet, "key", uint32(stack[1]), uint32(stack[2]))
 	buf := in.guestBytes(abi.FuncStateGet, "value buffer", uint32(stack[3]), uint32(stack[4]))
-	if len(key) > abi.MaxKeySize {
-		ret(stack, int32(abi.ErrLimit))
-		return
-	}
-	value, found, code := in.host.StateGet(store, key)
-	switch {
-	case code != int32(abi.OK):
-		ret(stack, code)
-	case !found:
-		ret(stack, int32(abi.ErrNotFound))
-	default:
-		if len(value) <= len(buf) {
-			copy(buf, value)
-		}
-		ret(stack, int32(len(value)))
-	}
+	ret(stack, in.StateGet(int32(uint32(stack[0])), key, buf))
 }
 
 func hostStatePut(ctx context.Context, _ api.Module, stack []uint64) {
 	in := caller(ctx)
-	store := int32(uint32(stack[0]))
 	key := in.guestBytes(abi.FuncStatePut, "key", uint32(stack[1]), uint32(stack[2]))
 	value := in.guestBytes(abi.FuncStatePut, "value", uint32(stack[3]), uint32(stack[4]))
-	switch {
-	case in.inInit:
-		ret(stack, int32(abi.ErrNotAllowed))
-	case len(key) > abi.MaxKeySize || len(value) > abi.MaxValueSize:
-		ret(stack, int32(abi.ErrLimit))
-	default:
-		ret(stack, in.host.StatePut(store, key, value))
-	}
+	ret(stack, in.StatePut(int32(uint32(stack[0])), key, value))
 }
 
 func hostStateDelete(ctx context.Context, _ api.Module, stack []uint64) {
 	in := caller(ctx)
-	store := int32(uint32(stack[0]))
 	key := in.guestBytes(abi.FuncStateDelete, "key", uint32(stack[1]), uint32(stack[2]))
-	switch {
-	case in.inInit:
-		ret(stack, int32(abi.ErrNotAllowed))
-	case len(key) > abi.MaxKeySize:
-		ret(stack, int32(abi.ErrLimit))
-	default:
-		ret(stack, in.host.StateDelete(store, key))
-	}
+	ret(stack, in.StateDelete(int32(uint32(stack[0])), key))
 }
 
 func hostStateScan(ctx context.Context, _ api.Module, stack []uint64) {
 	in := caller(ctx)
-	store := int32(uint32(stack[0]))
 	start := in.guestBytes(abi.FuncStateScan, "start key", uint32(stack[1]), uint32(stack[2]))
 	end := in.guestBytes(abi.FuncStateScan, "end key", uint32(stack[3]), uint32(stack[4]))
 	buf := in.guestBytes(abi.FuncStateScan, "result buffer", uint32(stack[5]), uint32(stack[6]))
-	if len(start) > abi.MaxKeySize || len(end) > abi.MaxKeySize {
-		ret(stack, int32(abi.ErrLimit))
-		return
-	}
-	// The bounds are copied: the host writes the result into guest memory
-	// while it may still read them (a guest commonly keeps its next start
-	// key inside its result buffer).
-	in.scanStart = append(in.scanStart[:0], start...)
-	var endKey []byte
-	if len(end) > 0 {
-		in.scanEnd = append(in.scanEnd[:0], end...)
-		endKey = in.scanEnd
-	}
-	out, needed, code := in.host.StateScan(store, in.scanStart, endKey, buf[:0:len(buf)], len(buf))
-	switch {
-	case code != int32(abi.OK):
-		ret(stack, code)
-	case len(out) > len(buf):
-		in.host.Log(abi.LevelError, []byte("sluice host: StateScan returned more than the guest's buffer"))
-		ret(stack, int32(abi.ErrInternal))
-	case len(out) == 0 && needed > 0:
-		if len(buf) >= 4 {
-			binary.LittleEndian.PutUint32(buf, uint32(needed))
-		}
-		ret(stack, int32(abi.ErrBufferTooSmall))
-	default:
-		if len(out) > 0 && unsafe.SliceData(out) != unsafe.SliceData(buf) {
-			copy(buf, out)
-		}
-		ret(stack, int32(len(out)))
-	}
+	ret(stack, in.StateScan(int32(uint32(stack[0])), start, end, buf))
 }
 
 func hostLog(ctx context.Context, _ api.Module, stack []uint64) {
 	in := caller(ctx)
-	level := int32(uint32(stack[0]))
 	msg := in.guestBytes(abi.FuncLog, "message", uint32(stack[1]), uint32(stack[2]))
-	if len(msg) > abi.MaxLogMessage {
-		msg = msg[:abi.MaxLogMessage]
-	}
-	in.host.Log(level, msg)
+	in.Log(int32(uint32(stack[0])), msg)
 }
 
 func hostSetError(ctx context.Context, _ api.Module, stack []uint64) {
 	in := caller(ctx)
-	index := int32(uint32(stack[0]))
 	msg := in.guestBytes(abi.FuncSetError, "message", uint32(stack[1]), uint32(stack[2]))
-	if len(msg) > abi.MaxErrorMessage {
-		msg = msg[:abi.MaxErrorMessage]
-	}
-	in.errSet = true
-	in.errIndex = index
-	in.errMsg = append(in.errMsg[:0], msg...)
+	in.SetError(int32(uint32(stack[0])), msg)
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/sluice-io/sluice/abi"
 	"github.com/sluice-io/sluice/plugins"
+	"github.com/sluice-io/sluice/plugins/internal/guestcall"
 	"github.com/sluice-io/sluice/plugins/internal/sandbox"
 )
 
@@ -31,16 +32,10 @@ type module struct {
 
 func (m *module) SHA256() string { return m.sha }
 
-// minRegion is the smallest input region the host asks sluice_alloc for,
-// so that small batches do not make the guest allocate again and again.
-const minRegion = 64 << 10
-
 // instance is one running guest. All fields except interrupted and the
 // context are used only by the goroutine that owns the instance.
 type instance struct {
-	name   string
-	host   plugins.Host
-	limits plugins.Limits
+	guestcall.State
 
 	mod       api.Module
 	mem       api.Memory
@@ -71,44 +66,21 @@ type instance struct {
 	region    uint32 // input region from sluice_alloc
 	regionCap uint32
 
-	// Per-call state, reset before each call.
-	inInit   bool
-	outBytes int
-	errSet   bool
-	errIndex int32
-	errMsg   []byte
-	fault    *plugins.Fault // an ABI violation found by a host function
-
-	// Scratch reused by host functions.
-	outputs   abi.OutputReader
-	output    abi.Output
-	scanStart []byte
-	scanEnd   []byte
-
 	closed bool
 }
 
 type instanceKey struct{}
 
-var (
-	errCallTimeout = errors.New("call timeout")
-	errCallerDone  = errors.New("caller's context done")
-)
-
 func (m *module) Instantiate(ctx context.Context, cfg plugins.InstanceConfig) (plugins.Instance, error) {
 	if cfg.Host == nil {
 		return nil, errors.New("wazero: InstanceConfig.Host is required")
 	}
-	limits := cfg.Limits.WithDefaults()
-	limitBytes := limits.MemoryBytes &^ (pageSize - 1)
-	if m.minMemory > limitBytes {
-		return nil, &plugins.Fault{Kind: plugins.FaultMemory, Instance: cfg.Name,
-			Detail: fmt.Sprintf("the module's memory starts at %d bytes, over the instance's limit of %d bytes", m.minMemory, limitBytes)}
+	state, limitBytes, f := guestcall.New(cfg, m.minMemory)
+	if f != nil {
+		return nil, f
 	}
 	in := &instance{
-		name:   cfg.Name,
-		host:   cfg.Host,
-		limits: limits,
+		State:  state,
 		stack:  make([]uint64, 2),
 		memory: &limitedMemory{limit: limitBytes},
 		stderr: &sandbox.Stderr{W: cfg.Stderr},
@@ -116,7 +88,7 @@ func (m *module) Instantiate(ctx context.Context, cfg plugins.InstanceConfig) (p
 	in.ctx, in.cancel = context.WithCancelCause(context.WithValue(context.Background(), instanceKey{}, in))
 	in.cancelByCaller = func() {
 		in.interrupted.Store(true)
-		in.cancel(errCallerDone)
+		in.cancel(guestcall.ErrCallerDone)
 	}
 
 	stdout := cfg.Stdout
@@ -154,7 +126,7 @@ func (m *module) Instantiate(ctx context.Context, cfg plugins.InstanceConfig) (p
 	in.initFn = mod.ExportedFunction(abi.ExportInit)
 	in.processFn = mod.ExportedFunction(abi.ExportProcess)
 
-	in.inInit = true
+	in.InInit = true
 	if m.hasInitialize {
 		if err := in.call(ctx, mod.ExportedFunction(abi.ExportInitialize), abi.ExportInitialize, in.stack[:0]); err != nil {
 			return nil, err
@@ -165,51 +137,37 @@ func (m *module) Instantiate(ctx context.Context, cfg plugins.InstanceConfig) (p
 		return nil, err
 	}
 	copy(buf, cfg.Params)
-	in.resetCall()
+	in.Reset()
 	in.stack[0], in.stack[1] = uint64(in.region), uint64(len(cfg.Params))
 	if err := in.call(ctx, in.initFn, abi.ExportInit, in.stack); err != nil {
 		return nil, err
 	}
-	if status := int32(uint32(in.stack[0])); status != abi.StatusOK {
-		ie := &plugins.InitError{Status: status}
-		if in.errSet {
-			ie.Message = string(in.errMsg)
-		}
+	if ie := in.InitError(int32(uint32(in.stack[0]))); ie != nil {
 		_ = in.Close(ctx)
 		return nil, ie
 	}
-	in.inInit = false
+	in.InInit = false
 	return in, nil
-}
-
-func (in *instance) resetCall() {
-	in.outBytes = 0
-	in.errSet = false
-	in.errMsg = in.errMsg[:0]
-	in.fault = nil
 }
 
 // call runs one guest function under the call timeout and the caller's
 // context. Any error is a *plugins.Fault and leaves the instance closed.
 func (in *instance) call(ctx context.Context, fn api.Function, name string, stack []uint64) error {
 	if in.closed {
-		return &plugins.Fault{Kind: plugins.FaultABI, Instance: in.name, Detail: name + " called on a closed instance"}
+		return in.ClosedFault(name)
 	}
-	in.fault = nil
-	var stop func() bool
-	if ctx.Done() != nil {
-		if ctx.Err() != nil {
-			return in.die(in.classify(ctx, name, ctx.Err()))
-		}
-		stop = context.AfterFunc(ctx, in.cancelByCaller)
+	in.Fault = nil
+	stop, err := guestcall.Watch(ctx, in.cancelByCaller)
+	if err != nil {
+		return in.die(in.classify(ctx, name, err))
 	}
 	in.stderr.StartCall()
 	in.callStart = time.Now()
-	err := fn.CallWithStack(in.ctx, stack)
+	err = fn.CallWithStack(in.ctx, stack)
 	if stop != nil {
 		stop()
 	}
-	if err == nil && in.fault == nil && in.ctx.Err() == nil {
+	if err == nil && in.Fault == nil && in.ctx.Err() == nil {
 		return nil
 	}
 	if err == nil {
@@ -225,75 +183,36 @@ func (in *instance) die(f *plugins.Fault) error {
 
 // classify turns the error of a guest call into a Fault.
 func (in *instance) classify(ctx context.Context, name string, err error) *plugins.Fault {
-	f := &plugins.Fault{Instance: in.name, Err: err}
-	var exit *sys.ExitError
-	switch {
-	case in.fault != nil:
-		// A host function trapped the guest by panicking with in.fault,
-		// so err already wraps in.fault: storing err in it would make the
-		// fault wrap itself and send errors.Is/As into an endless loop.
-		return in.fault
-	case in.timedOut:
-		f.Kind = plugins.FaultTimeout
-		f.Detail = fmt.Sprintf("%s ran longer than the call timeout of %s", name, in.limits.CallTimeout)
-	case ctx.Err() != nil:
-		f.Kind = plugins.FaultTimeout
-		f.Detail = fmt.Sprintf("%s stopped: the host's context is done (%v)", name, ctx.Err())
-		f.Err = ctx.Err()
-	case in.memory.refused != 0:
-		f.Kind = plugins.FaultMemory
-		f.Detail = fmt.Sprintf("%s tried to grow the guest's memory to %d bytes, over the limit of %d bytes",
-			name, in.memory.refused, in.memory.limit)
-		if line := in.stderr.DeathLine(); line != "" {
-			f.Detail += " (guest: " + line + ")"
-		}
-	case errors.As(err, &exit):
-		f.Kind = plugins.FaultExit
-		f.ExitCode = exit.ExitCode()
-		f.Detail = fmt.Sprintf("%s: the guest exited with code %d", name, f.ExitCode)
-		if line := in.stderr.DeathLine(); line != "" {
-			f.Detail += ": " + line
-		}
-	default:
-		f.Kind = plugins.FaultTrap
-		msg := err.Error()
-		if i := strings.IndexByte(msg, '\n'); i >= 0 {
-			msg = msg[:i] // the rest is the wasm stack trace, kept in Err
-		}
-		f.Detail = name + ": " + msg
-		if line := in.stderr.DeathLine(); line != "" {
-			// A Go guest that panics prints the panic, then traps.
-			f.Detail += " (guest: " + line + ")"
-		}
+	if in.Fault != nil {
+		return in.Fault // see State.Classify
 	}
-	return f
+	st := guestcall.Stop{
+		TimedOut:     in.timedOut,
+		RefusedBytes: in.memory.refused,
+		LimitBytes:   in.memory.limit,
+		Message:      err.Error(),
+		DeathLine:    in.stderr.DeathLine(),
+	}
+	var exit *sys.ExitError
+	if errors.As(err, &exit) {
+		st.Exited, st.ExitCode = true, exit.ExitCode()
+	}
+	return in.Classify(ctx, name, err, st)
 }
 
 // Input implements plugins.Instance.
 func (in *instance) Input(ctx context.Context, n int) ([]byte, error) {
-	if n < 0 || uint64(n) > 1<<31 {
-		return nil, fmt.Errorf("%s: input of %d bytes is out of range", in.name, n)
+	if err := in.CheckInput(n, in.closed); err != nil {
+		return nil, err
 	}
-	if in.closed {
-		// Its memory is released: a slice of it would fault the host.
-		return nil, &plugins.Fault{Kind: plugins.FaultABI, Instance: in.name, Detail: "Input called on a closed instance"}
-	}
-	if in.regionCap == 0 || uint32(n) > in.regionCap {
-		size := max(uint64(n), 2*uint64(in.regionCap), minRegion)
-		size = min(size, 1<<31)
+	if size, grow := guestcall.RegionSize(n, in.regionCap); grow {
 		in.stack[0] = size
 		if err := in.call(ctx, in.allocFn, abi.ExportAlloc, in.stack[:1]); err != nil {
 			return nil, err
 		}
 		ptr := uint32(in.stack[0])
-		if ptr == 0 {
-			return nil, in.die(&plugins.Fault{Kind: plugins.FaultABI, Instance: in.name,
-				Detail: fmt.Sprintf("%s(%d) returned 0: the guest could not allocate the input region", abi.ExportAlloc, size)})
-		}
-		if _, ok := in.mem.Read(ptr, uint32(size)); !ok {
-			return nil, in.die(&plugins.Fault{Kind: plugins.FaultABI, Instance: in.name,
-				Detail: fmt.Sprintf("%s(%d) returned [ptr %#x, len %d], which is outside guest memory (%d bytes)",
-					abi.ExportAlloc, size, ptr, size, in.mem.Size())})
+		if f := in.CheckRegion(size, ptr, uint64(in.mem.Size())); f != nil {
+			return nil, in.die(f)
 		}
 		in.region, in.regionCap = ptr, uint32(size)
 	}
@@ -303,38 +222,21 @@ func (in *instance) Input(ctx context.Context, n int) ([]byte, error) {
 
 // Process implements plugins.Instance.
 func (in *instance) Process(ctx context.Context, n int) error {
-	if n < abi.BatchHeaderSize || uint64(n) > uint64(in.regionCap) {
-		return fmt.Errorf("%s: Process(%d): the batch must be between %d bytes and the %d bytes obtained through Input",
-			in.name, n, abi.BatchHeaderSize, in.regionCap)
-	}
-	if in.closed {
-		return &plugins.Fault{Kind: plugins.FaultABI, Instance: in.name, Detail: "Process called on a closed instance"}
+	if err := in.CheckBatch(n, in.regionCap, in.closed); err != nil {
+		return err
 	}
 	hdr, _ := in.mem.Read(in.region, 4)
 	count := binary.LittleEndian.Uint32(hdr)
-	in.resetCall()
+	in.Reset()
 	in.stack[0], in.stack[1] = uint64(in.region), uint64(n)
 	if err := in.call(ctx, in.processFn, abi.ExportProcess, in.stack); err != nil {
 		return err
 	}
-	switch status := int32(uint32(in.stack[0])); status {
-	case abi.StatusOK:
-		return nil
-	case abi.StatusRecordFailed:
-		if !in.errSet {
-			return in.die(&plugins.Fault{Kind: plugins.FaultABI, Instance: in.name,
-				Detail: "sluice_process returned status 1 (record failed) without calling set_error"})
-		}
-		if in.errIndex < 0 || uint32(in.errIndex) >= count {
-			return in.die(&plugins.Fault{Kind: plugins.FaultABI, Instance: in.name,
-				Detail: fmt.Sprintf("sluice_process returned status 1 (record failed) with set_error index %d, outside the batch of %d records",
-					in.errIndex, count)})
-		}
-		return &plugins.RecordError{Index: int(in.errIndex), Message: string(in.errMsg)}
-	default:
-		return in.die(&plugins.Fault{Kind: plugins.FaultABI, Instance: in.name,
-			Detail: fmt.Sprintf("sluice_process returned status %d", status)})
+	f, err := in.ProcessResult(int32(uint32(in.stack[0])), count)
+	if f != nil {
+		return in.die(f)
 	}
+	return err
 }
 
 func (in *instance) closeModule() {

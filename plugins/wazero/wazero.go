@@ -33,17 +33,19 @@
 //   - Every pointer and length a guest passes is checked in one place
 //     (instance.guestBytes); a bad one traps the guest, since a guest that
 //     gets them wrong cannot be trusted to handle an error code.
+//   - What does not depend on the runtime is shared with plugins/wasmtime
+//     rather than copied: the host functions' logic once their arguments
+//     are Go slices, the handling of statuses and the classification of
+//     faults (package guestcall), and the compile-once cache and the
+//     validation errors (package compileonce).
 package wazero
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"runtime"
-	"sync"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -51,6 +53,7 @@ import (
 
 	"github.com/sluice-io/sluice/abi"
 	"github.com/sluice-io/sluice/plugins"
+	"github.com/sluice-io/sluice/plugins/internal/compileonce"
 	"github.com/sluice-io/sluice/plugins/internal/meter"
 	"github.com/sluice-io/sluice/plugins/internal/modcheck"
 )
@@ -74,17 +77,7 @@ type Runtime struct {
 	// provides, to validate a module's WASI imports before linking.
 	wasi map[string]modcheck.Signature
 
-	mu      sync.Mutex
-	closed  bool
-	modules map[string]*compileEntry // by sha256 of the module's bytes
-}
-
-// compileEntry lets concurrent Compile calls of the same bytes wait for one
-// compilation.
-type compileEntry struct {
-	done chan struct{}
-	mod  *module
-	err  error
+	modules *compileonce.Cache[*module]
 }
 
 var _ plugins.Runtime = (*Runtime)(nil)
@@ -113,7 +106,7 @@ func New(ctx context.Context, opts Options) (*Runtime, error) {
 	// No WithCloseOnContextDone: the metering above replaces it.
 	cfg = cfg.WithCompilationCache(cache)
 	rt := wazero.NewRuntimeWithConfig(ctx, cfg)
-	r := &Runtime{rt: rt, cache: cache, logger: logger, modules: map[string]*compileEntry{}}
+	r := &Runtime{rt: rt, cache: cache, logger: logger, modules: compileonce.New[*module](errors.New("wazero runtime is closed"))}
 	if err := r.instantiateHostModules(ctx); err != nil {
 		_ = rt.Close(ctx)
 		_ = cache.Close(ctx)
@@ -181,38 +174,11 @@ func (r *Runtime) Name() string { return "wazero" }
 // Successful compilations are cached by the sha256 of wasm; failures are
 // not, so a cancelled compilation can be retried.
 func (r *Runtime) Compile(ctx context.Context, wasm []byte) (plugins.Module, error) {
-	sum := sha256.Sum256(wasm)
-	key := hex.EncodeToString(sum[:])
-	r.mu.Lock()
-	if r.closed {
-		r.mu.Unlock()
-		return nil, errors.New("wazero runtime is closed")
+	m, err := r.modules.Compile(ctx, wasm, r.compile)
+	if err != nil {
+		return nil, err
 	}
-	if e, ok := r.modules[key]; ok {
-		r.mu.Unlock()
-		select {
-		case <-e.done:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-		if e.err != nil {
-			return nil, e.err
-		}
-		return e.mod, nil
-	}
-	e := &compileEntry{done: make(chan struct{})}
-	r.modules[key] = e
-	r.mu.Unlock()
-
-	e.mod, e.err = r.compile(ctx, wasm, key)
-	close(e.done)
-	if e.err != nil {
-		r.mu.Lock()
-		delete(r.modules, key)
-		r.mu.Unlock()
-		return nil, e.err
-	}
-	return e.mod, nil
+	return m, nil
 }
 
 func (r *Runtime) compile(ctx context.Context, wasm []byte, sha string) (*module, error) {
@@ -224,14 +190,11 @@ func (r *Runtime) compile(ctx context.Context, wasm []byte, sha string) (*module
 	}
 	cm, err := r.rt.CompileModule(ctx, metered)
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, &plugins.ValidationError{Problems: []string{"not a valid WebAssembly module: " + err.Error()}}
+		return nil, compileonce.CompileError(ctx, err.Error())
 	}
-	if problems := r.validate(cm); len(problems) > 0 {
+	if err := compileonce.Problems(r.validate(cm)); err != nil {
 		_ = cm.Close(ctx)
-		return nil, &plugins.ValidationError{Problems: problems}
+		return nil, err
 	}
 	m := &module{r: r, compiled: cm, sha: sha}
 	if mem, ok := cm.ExportedMemories()[abi.ExportMemory]; ok {
@@ -247,28 +210,18 @@ func (r *Runtime) compile(ctx context.Context, wasm []byte, sha string) (*module
 func (r *Runtime) instrumentError(ctx context.Context, wasm []byte, merr error) error {
 	cm, err := r.rt.CompileModule(ctx, wasm)
 	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return &plugins.ValidationError{Problems: []string{"not a valid WebAssembly module: " + err.Error()}}
+		return compileonce.CompileError(ctx, err.Error())
 	}
 	defer cm.Close(ctx)
-	if problems := r.validate(cm); len(problems) > 0 {
-		return &plugins.ValidationError{Problems: problems}
-	}
-	return &plugins.ValidationError{Problems: []string{"sluice cannot add its time-limit checks to this module: " + merr.Error()}}
+	return compileonce.InstrumentError(r.validate(cm), merr)
 }
 
 // Close implements plugins.Runtime: it closes every instance and compiled
 // module, and the compilation cache (its directory stays on disk).
 func (r *Runtime) Close(ctx context.Context) error {
-	r.mu.Lock()
-	if r.closed {
-		r.mu.Unlock()
+	if _, ok := r.modules.Close(); !ok {
 		return nil
 	}
-	r.closed = true
-	r.mu.Unlock()
 	err := r.rt.Close(ctx)
 	return errors.Join(err, r.cache.Close(ctx))
 }

@@ -1,0 +1,58 @@
+// Package wasmasm holds the primitives of the WebAssembly binary format
+// that the hand-assembled test modules of sluice are written with: LEB128
+// integers, names, sections and the module header.
+//
+// It exists because two assemblers need them: the runtime suite's guests
+// in conformance/suites and the modules of plugins/runtimetest (shapes Go
+// cannot produce). Each keeps its own small module model; the encoding
+// underneath is this one.
+package wasmasm
+
+// Header is the start of every module: the magic "\0asm" and version 1.
+var Header = []byte{0x00, 'a', 's', 'm', 0x01, 0x00, 0x00, 0x00}
+
+// Section ids of the binary format.
+const (
+	SectionType   = 1
+	SectionImport = 2
+	SectionFunc   = 3
+	SectionMemory = 5
+	SectionExport = 7
+	SectionCode   = 10
+	SectionData   = 11
+)
+
+// ULEB appends v as an unsigned LEB128 integer to b.
+func ULEB(b []byte, v uint64) []byte {
+	for {
+		c := byte(v & 0x7f)
+		v >>= 7
+		if v != 0 {
+			b = append(b, c|0x80)
+			continue
+		}
+		return append(b, c)
+	}
+}
+
+// SLEB appends v as a signed LEB128 integer to b.
+func SLEB(b []byte, v int64) []byte {
+	for {
+		c := byte(v & 0x7f)
+		v >>= 7
+		if (v == 0 && c&0x40 == 0) || (v == -1 && c&0x40 != 0) {
+			return append(b, c)
+		}
+		b = append(b, c|0x80)
+	}
+}
+
+// Name appends s as a name (its length, then its bytes) to b.
+func Name(b []byte, s string) []byte { return append(ULEB(b, uint64(len(s))), s...) }
+
+// Section appends the section id with content to b.
+func Section(b []byte, id byte, content []byte) []byte {
+	b = append(b, id)
+	b = ULEB(b, uint64(len(content)))
+	return append(b, content...)
+}
