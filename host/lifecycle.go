@@ -103,6 +103,10 @@ func (m *Manager) swapIn(old, j *job, plan *topicPlan, module []byte, hist histo
 	m.mu.Lock()
 	m.jobs[j.spec.Name] = j
 	m.mu.Unlock()
+	// The Manager lets go of the old version's module; the tasks still
+	// running it (those past swapWait) hold it until they change, so it is
+	// closed once the last of them has.
+	old.release()
 	m.pruneModules(j.spec.Name)
 	j.log.Info("job changed to a new version in place", "version", j.version, "module_sha256", j.sha,
 		"tasks", len(j.tasks), "longest_pause", pause, "by", entry.By)
@@ -222,6 +226,7 @@ func (m *Manager) Delete(ctx context.Context, name string) error {
 	m.mu.Lock()
 	delete(m.jobs, name)
 	m.mu.Unlock()
+	j.release() // the tasks have let go of it: this closes the module
 	var errs []error
 	for _, s := range j.spec.Stores {
 		if err := m.cfg.Broker.DeleteTopic(s.Changelog); err != nil && !errors.Is(err, broker.ErrUnknownTopic) {

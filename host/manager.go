@@ -39,6 +39,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -91,8 +92,17 @@ type Manager struct {
 
 // job is one deployed job.
 type job struct {
-	spec     JobSpec
-	module   plugins.Module
+	spec JobSpec
+	// module is the job's compiled module, nil if it did not compile or
+	// the job failed to start (Start compiles it again). It is closed when
+	// refs drops to zero.
+	module plugins.Module
+	// refs counts the holders of module: the Manager while the job is
+	// its name's current version (or is being deployed), each task whose
+	// version it is, and each queued request of a task to change to it.
+	// The last release closes module, so that a version that no task runs
+	// any more does not keep its compiled code.
+	refs     atomic.Int32
 	sha      string
 	deployed time.Time
 	desired  JobState // running or stopped, persisted
@@ -169,6 +179,7 @@ func NewManager(ctx context.Context, cfg Config) (*Manager, error) {
 		if j.desired == JobRunning && j.err == "" {
 			if err := m.startTasks(j); err != nil {
 				j.err = err.Error()
+				m.dropModule(j)
 				m.log.Error("job cannot start", "job", j.spec.Name, "err", err)
 			}
 		}
@@ -197,7 +208,10 @@ func (m *Manager) load(ctx context.Context, name string) (*job, error) {
 	j.version = pj.Version
 	wasm, err := os.ReadFile(filepath.Join(dir, moduleFile(pj.ModuleSHA)))
 	if err == nil {
-		j.module, err = m.compile(ctx, spec.Runtime, wasm)
+		var mod plugins.Module
+		if mod, err = m.compile(ctx, spec.Runtime, wasm); err == nil {
+			j.setModule(mod)
+		}
 	}
 	if err != nil {
 		j.err = fmt.Sprintf("module: %v", err)
@@ -207,6 +221,66 @@ func (m *Manager) load(ctx context.Context, name string) (*job, error) {
 }
 
 func moduleFile(sha string) string { return "module-" + sha + ".wasm" }
+
+// setModule gives j its compiled module, held by the Manager (see
+// job.refs).
+func (j *job) setModule(mod plugins.Module) {
+	j.module = mod
+	j.refs.Store(1)
+}
+
+// hold counts one more holder of j's module.
+func (j *job) hold() { j.refs.Add(1) }
+
+// release drops one holder of j's module and closes the module when it
+// was the last.
+func (j *job) release() {
+	if j.module == nil {
+		return
+	}
+	switch n := j.refs.Add(-1); {
+	case n == 0:
+		if err := j.module.Close(context.Background()); err != nil {
+			j.log.Warn("closing the module", "module_sha256", j.sha, "err", err)
+		}
+	case n < 0:
+		j.log.Error("BUG: module released more often than held", "module_sha256", j.sha)
+	}
+}
+
+// dropModule lets go of the module of a job that failed to start (it has
+// no tasks), so that a failed job does not keep compiled code; Start
+// compiles it again. It runs under deployMu or before the Manager is
+// shared.
+func (m *Manager) dropModule(j *job) {
+	if j.module == nil || len(j.tasks) > 0 {
+		return
+	}
+	j.release()
+	m.mu.Lock()
+	j.module = nil
+	m.mu.Unlock()
+}
+
+// ensureModule compiles again the module of a job whose module was
+// dropped (see dropModule). It runs under deployMu.
+func (m *Manager) ensureModule(ctx context.Context, j *job) error {
+	if j.module != nil {
+		return nil
+	}
+	wasm, err := os.ReadFile(filepath.Join(m.dir, j.spec.Name, moduleFile(j.sha)))
+	if err != nil {
+		return fmt.Errorf("job %s cannot start: module: %v", j.spec.Name, err)
+	}
+	mod, err := m.compile(ctx, j.spec.Runtime, wasm)
+	if err != nil {
+		return fmt.Errorf("job %s cannot start: module: %v", j.spec.Name, err)
+	}
+	m.mu.Lock()
+	j.setModule(mod)
+	m.mu.Unlock()
+	return nil
+}
 
 func (m *Manager) newJob(spec JobSpec, sha string, deployed time.Time, desired JobState) *job {
 	params := []byte("{}")
@@ -263,7 +337,17 @@ func (m *Manager) deploy(ctx context.Context, spec JobSpec, module []byte, by st
 	}
 	sha := sha256Hex(module)
 	j := m.newJob(spec, sha, time.Now().UTC(), JobRunning)
-	j.module = mod
+	j.setModule(mod)
+	// installed is set once j is its name's current version: the
+	// Manager's hold on its module is then the job's, released when the
+	// job is replaced or deleted. Otherwise the deployment failed and
+	// nothing else holds the module.
+	installed := false
+	defer func() {
+		if !installed {
+			j.release()
+		}
+	}()
 	inst, err := mod.Instantiate(ctx, plugins.InstanceConfig{
 		Name:   spec.Name + "/deploy",
 		Params: j.params,
@@ -303,7 +387,9 @@ func (m *Manager) deploy(ctx context.Context, spec JobSpec, module []byte, by st
 		At: j.deployed, By: by, Result: VersionActive}, Spec: &spec}
 
 	if old != nil && old.desired == JobRunning && len(old.tasks) > 0 && old.err == "" {
-		return m.swapIn(old, j, plan, module, hist, entry)
+		st, err := m.swapIn(old, j, plan, module, hist, entry)
+		installed = err == nil
+		return st, err
 	}
 	if old != nil {
 		m.stopTasks(old)
@@ -321,6 +407,7 @@ func (m *Manager) deploy(ctx context.Context, spec JobSpec, module []byte, by st
 			_ = m.persist(old, nil)
 			if serr := m.startTasks(old); serr != nil {
 				m.setErr(old, serr)
+				m.dropModule(old)
 			}
 		}
 		return JobStatus{}, err
@@ -328,9 +415,14 @@ func (m *Manager) deploy(ctx context.Context, spec JobSpec, module []byte, by st
 	m.mu.Lock()
 	m.jobs[spec.Name] = j
 	m.mu.Unlock()
+	installed = true
+	if old != nil {
+		old.release() // its tasks are stopped: this frees its module
+	}
 	m.pruneModules(spec.Name)
 	if err := m.startTasks(j); err != nil {
 		m.setErr(j, err)
+		m.dropModule(j)
 		return m.statusOf(j), err
 	}
 	j.log.Info("job deployed", "version", j.version, "module_sha256", sha, "tasks", len(j.tasks), "by", by)
@@ -600,11 +692,11 @@ func (m *Manager) Start(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	if j.module == nil {
-		return fmt.Errorf("job %s cannot start: %s", name, j.err)
-	}
 	if len(j.tasks) > 0 {
 		return nil // already running
+	}
+	if err := m.ensureModule(ctx, j); err != nil {
+		return err
 	}
 	m.mu.Lock()
 	j.desired = JobRunning
@@ -614,6 +706,7 @@ func (m *Manager) Start(ctx context.Context, name string) error {
 	}
 	if err := m.startTasks(j); err != nil {
 		m.setErr(j, err)
+		m.dropModule(j)
 		return err
 	}
 	j.log.Info("job started")
@@ -701,6 +794,10 @@ func (m *Manager) Close() error {
 	}
 	for _, j := range jobs {
 		m.stopTasks(j)
+	}
+	// The tasks have let go of their modules; now the Manager does.
+	for _, j := range jobs {
+		j.release()
 	}
 	close(m.samplerStop)
 	<-m.samplerDone

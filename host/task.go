@@ -67,6 +67,9 @@ type task struct {
 	// task when one arrives.
 	swapMu    sync.Mutex
 	swapQueue []swapRequest
+	// retired is set when the goroutine ends: later swap requests are
+	// dropped (swapMu).
+	retired   bool
 	swapReady chan struct{}
 	stop      chan struct{} // closed to ask the task to stop
 	stopOnce  sync.Once
@@ -132,6 +135,7 @@ func newTask(j *job, partition int32, inputs []*inputSource, outputs []*outputSi
 		m:         m,
 	}
 	t.log = j.log.With("task", t.name)
+	j.hold() // released by retire
 	t.host.t = t
 	t.collectFn = t.collect
 	t.stopCtx, t.cancel = context.WithCancel(context.Background())
@@ -189,6 +193,7 @@ const (
 // off and start again from the last checkpoint, until asked to stop.
 func (t *task) run() {
 	defer close(t.done)
+	defer t.retire()
 	backoff := backoffMin
 	for {
 		started := time.Now()
@@ -213,7 +218,8 @@ func (t *task) run() {
 			case <-t.swapReady:
 				// No instance to change: the restart uses the new version.
 				for _, req := range t.takeSwaps() {
-					t.job = req.job
+					t.job.release()
+					t.job = req.job // with the request's hold
 					req.done <- swapResult{}
 				}
 			case <-timer.C:
@@ -445,15 +451,36 @@ func (t *task) loop() error {
 	}
 }
 
-// requestSwap queues a change of version for the task.
+// requestSwap queues a change of version for the task; the request holds
+// req.job's module until the task handles it. A task that has ended drops
+// the request.
 func (t *task) requestSwap(req swapRequest) {
 	t.swapMu.Lock()
+	if t.retired {
+		t.swapMu.Unlock()
+		return
+	}
+	req.job.hold()
 	t.swapQueue = append(t.swapQueue, req)
 	t.swapMu.Unlock()
 	select {
 	case t.swapReady <- struct{}{}:
 	default:
 	}
+}
+
+// retire lets go, as the task's goroutine ends, of the module of the
+// task's version and of those of the swap requests it did not handle.
+func (t *task) retire() {
+	t.swapMu.Lock()
+	t.retired = true
+	q := t.swapQueue
+	t.swapQueue = nil
+	t.swapMu.Unlock()
+	for _, req := range q {
+		req.job.release()
+	}
+	t.job.release()
 }
 
 func (t *task) takeSwaps() []swapRequest {
@@ -494,10 +521,13 @@ func (t *task) swap(req swapRequest) error {
 	err := t.instantiate()
 	if err != nil {
 		t.job = old
+		req.job.release() // the request's hold
 		if rerr := t.instantiate(); rerr != nil {
 			req.done <- swapResult{err: err}
 			return fmt.Errorf("the new version does not start (%v) and the old one no longer does: %w", err, rerr)
 		}
+	} else {
+		old.release() // the task's hold is now the request's, on req.job
 	}
 	pause := time.Since(start)
 	if err == nil {

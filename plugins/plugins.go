@@ -22,10 +22,12 @@ type Runtime interface {
 	Name() string
 	// Compile validates wasm against the ABI (imports, exports and their
 	// signatures; a *ValidationError names every problem) and compiles it.
-	// Compiling the same bytes twice returns the cached result; compiled
+	// Compiling the same bytes twice returns the cached result (the same
+	// compiled module, counted as held twice: see Module.Close); compiled
 	// code is also cached on disk when the runtime has a cache directory.
 	Compile(ctx context.Context, wasm []byte) (Module, error)
-	// Close releases every module and instance of the runtime.
+	// Close releases every module and instance of the runtime, held or
+	// not; Module.Close afterwards does nothing.
 	Close(ctx context.Context) error
 }
 
@@ -38,6 +40,14 @@ type Module interface {
 	Instantiate(ctx context.Context, cfg InstanceConfig) (Instance, error)
 	// SHA256 is the hex digest of the module's bytes.
 	SHA256() string
+	// Close tells the runtime that this holder is done with the module.
+	// Compile returns the same compiled module for the same bytes
+	// (each time in a Module of its own), counting holders; the compiled code is freed when every Compile that returned
+	// it has been matched by a Close. Instances already made keep working.
+	// Using a Module after its own Close is a caller bug (Instantiate
+	// returns an error rather than crashing). Closing a Module more than
+	// once releases its hold once.
+	Close(ctx context.Context) error
 }
 
 // InstanceConfig is what one instance needs.

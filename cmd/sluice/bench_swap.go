@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sluice-io/sluice/broker"
+	"github.com/sluice-io/sluice/internal/wasmasm"
 )
 
 type swapOptions struct {
@@ -69,27 +70,7 @@ job's throughput during a baseline without swaps and during the swaps.`,
 // version appended: a valid module with a different sha256, so the
 // runtime compiles it anew.
 func withVersionSection(module []byte, version int) []byte {
-	name := "sluice-bench-version"
-	payload := fmt.Appendf(nil, "%d", version)
-	body := append(appendULEB(nil, uint32(len(name))), name...)
-	body = append(body, payload...)
-	out := append(slices.Clone(module), 0) // section id 0: custom
-	out = appendULEB(out, uint32(len(body)))
-	return append(out, body...)
-}
-
-func appendULEB(b []byte, v uint32) []byte {
-	for {
-		c := byte(v & 0x7f)
-		v >>= 7
-		if v != 0 {
-			c |= 0x80
-		}
-		b = append(b, c)
-		if v == 0 {
-			return b
-		}
-	}
+	return wasmasm.WithCustomSection(module, "sluice-bench-version", fmt.Appendf(nil, "%d", version))
 }
 
 func runSwapBench(ctx context.Context, w io.Writer, o *swapOptions) error {

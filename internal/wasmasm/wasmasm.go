@@ -56,3 +56,17 @@ func Section(b []byte, id byte, content []byte) []byte {
 	b = ULEB(b, uint64(len(content)))
 	return append(b, content...)
 }
+
+// SectionCustom is the id of custom sections, which runtimes ignore.
+const SectionCustom = 0
+
+// WithCustomSection returns a copy of module with a custom section named
+// name holding payload appended: a module that behaves the same with
+// another sha256, so that a runtime compiles it anew (tests and `sluice
+// bench swap` use it to make new versions of one operator).
+func WithCustomSection(module []byte, name string, payload []byte) []byte {
+	content := append(Name(nil, name), payload...)
+	out := make([]byte, len(module), len(module)+len(content)+16)
+	copy(out, module)
+	return Section(out, SectionCustom, content)
+}

@@ -2,6 +2,7 @@ package wasmasm
 
 import (
 	"bytes"
+	"slices"
 	"testing"
 )
 
@@ -28,5 +29,17 @@ func TestSectionAndName(t *testing.T) {
 	got := Section([]byte{9}, 0, Name(nil, "ab")) // a custom section
 	if want := []byte{9, 0, 3, 2, 'a', 'b'}; !bytes.Equal(got, want) {
 		t.Fatalf("got %x, want %x", got, want)
+	}
+}
+
+func TestWithCustomSection(t *testing.T) {
+	module := append(slices.Clone(Header), SectionType, 1, 0) // an empty type section
+	got := WithCustomSection(module, "v", []byte("12"))
+	want := append(slices.Clone(module), SectionCustom, 4, 1, 'v', '1', '2')
+	if !bytes.Equal(got, want) {
+		t.Fatalf("WithCustomSection = % x, want % x", got, want)
+	}
+	if !bytes.Equal(module, append(slices.Clone(Header), SectionType, 1, 0)) {
+		t.Fatal("WithCustomSection changed its input")
 	}
 }

@@ -47,9 +47,12 @@ func CompileCache(t *testing.T, open func(dir string) (plugins.Runtime, error)) 
 		t.FailNow()
 	}
 	for _, m := range mods[1:] {
-		if m != mods[0] {
+		if m.SHA256() != mods[0].SHA256() {
 			t.Fatal("concurrent Compile of the same bytes returned different modules")
 		}
+	}
+	if c, ok := r.(CompiledModuleCounter); ok && c.CompiledModules() != 1 {
+		t.Fatalf("concurrent Compile of the same bytes: the runtime holds %d compiled modules, want 1", c.CompiledModules())
 	}
 	if len(mods[0].SHA256()) != 64 {
 		t.Fatalf("SHA256 %q", mods[0].SHA256())

@@ -79,6 +79,8 @@ var cases = []testCase{
 	{"StateCounter", (*suite).stateCounter},
 	{"InstancesAreIsolated", (*suite).instancesAreIsolated},
 	{"CompileTwiceReturnsCachedModule", (*suite).compileTwiceReturnsCachedModule},
+	{"ModuleCloseCountsHolders", (*suite).moduleCloseCountsHolders},
+	{"ModuleCloseKeepsInstances", (*suite).moduleCloseKeepsInstances},
 	{"HostileGuests", (*suite).hostileGuests},
 	{"TriggerParamsEchoOtherRecords", (*suite).triggerParamsEchoOtherRecords},
 	{"OutOfBoundsEveryHostFunction", (*suite).outOfBoundsEveryHostFunction},

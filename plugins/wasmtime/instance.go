@@ -17,6 +17,7 @@ import (
 
 	"github.com/sluice-io/sluice/abi"
 	"github.com/sluice-io/sluice/plugins"
+	"github.com/sluice-io/sluice/plugins/internal/compileonce"
 	"github.com/sluice-io/sluice/plugins/internal/guestcall"
 	"github.com/sluice-io/sluice/plugins/internal/sandbox"
 )
@@ -49,6 +50,30 @@ func newModule(r *Runtime, cm *wt.Module, sha string) *module {
 func (m *module) SHA256() string { return m.sha }
 
 func (m *module) close() { m.closeOnce.Do(m.compiled.Close) }
+
+// moduleRef is what Compile returns: one holder's view of a shared module.
+type moduleRef struct {
+	*module
+	hold *compileonce.Holder[*module]
+}
+
+// errModuleClosed is the error of Instantiate after the holder's Close.
+var errModuleClosed = errors.New("wasmtime: the module was closed")
+
+// Instantiate implements plugins.Module.
+func (m *moduleRef) Instantiate(ctx context.Context, cfg plugins.InstanceConfig) (plugins.Instance, error) {
+	if m.hold.Released() {
+		return nil, errModuleClosed
+	}
+	return m.module.instantiate(ctx, cfg, m.hold)
+}
+
+// Close implements plugins.Module: it releases this holder's hold on the
+// module (once, however often it is called).
+func (m *moduleRef) Close(ctx context.Context) error {
+	m.hold.Release()
+	return nil
+}
 
 // instance is one running guest. All fields except interrupted are used
 // only by the goroutine that owns the instance (host functions run on it
@@ -101,7 +126,8 @@ type instance struct {
 	closed bool
 }
 
-func (m *module) Instantiate(ctx context.Context, cfg plugins.InstanceConfig) (plugins.Instance, error) {
+// instantiate makes an instance for the holder hold.
+func (m *module) instantiate(ctx context.Context, cfg plugins.InstanceConfig, hold *compileonce.Holder[*module]) (plugins.Instance, error) {
 	if cfg.Host == nil {
 		return nil, errors.New("wasmtime: InstanceConfig.Host is required")
 	}
@@ -129,6 +155,12 @@ func (m *module) Instantiate(ctx context.Context, cfg plugins.InstanceConfig) (p
 	if r.modules.Closed() {
 		r.inUse.RUnlock()
 		return nil, errClosed
+	}
+	if hold.Released() {
+		// Closed by its holder meanwhile, perhaps freed (free waits for
+		// inUse, so it cannot free it while we link).
+		r.inUse.RUnlock()
+		return nil, errModuleClosed
 	}
 	in.store = wt.NewStore(r.engine)
 	in.storeCtx = storeContext(in.store)

@@ -145,7 +145,6 @@ func New(ctx context.Context, opts Options) (*Runtime, error) {
 		engine:     engine,
 		cacheDir:   opts.CacheDir,
 		logger:     logger,
-		modules:    compileonce.New[*module](errClosed),
 		stopTicker: make(chan struct{}),
 		tickerDone: make(chan struct{}),
 	}
@@ -155,6 +154,7 @@ func New(ctx context.Context, opts Options) (*Runtime, error) {
 		return nil, err
 	}
 	r.linker = linker
+	r.modules = compileonce.New(errClosed, r.free)
 	go r.tick()
 	return r, nil
 }
@@ -180,13 +180,33 @@ func (r *Runtime) Name() string { return "wasmtime" }
 // Compile implements plugins.Runtime. Successful compilations are cached by
 // the sha256 of wasm; failures are not, so a cancelled compilation can be
 // retried.
+// Each successful Compile is a holder of the module until its Close; the
+// module's compiled code is freed when its last holder closes.
 func (r *Runtime) Compile(ctx context.Context, wasm []byte) (plugins.Module, error) {
-	m, err := r.modules.Compile(ctx, wasm, r.compile)
+	h, err := r.modules.Compile(ctx, wasm, r.compile)
 	if err != nil {
 		return nil, err
 	}
-	return m, nil
+	return &moduleRef{module: h.Module, hold: h}, nil
 }
+
+// free releases the module no Compile holds any more. Instances made from
+// it keep running: each Store that instantiated a module keeps its own
+// reference to the module's code (Wasmtime counts references), so deleting
+// the module's handle only frees the code once those stores are closed.
+// It waits for instantiations under way (inUse), and does nothing once
+// the runtime is closed (Close frees everything).
+func (r *Runtime) free(m *module) {
+	r.inUse.Lock()
+	defer r.inUse.Unlock()
+	m.close()
+	r.logger.Debug("freed operator module", "sha256", m.sha)
+}
+
+// CompiledModules returns how many compiled modules the runtime holds (or
+// is compiling): one per distinct module some Compile holds. For tests and
+// metrics.
+func (r *Runtime) CompiledModules() int { return r.modules.Len() }
 
 // errClosed is the error of using a closed runtime.
 var errClosed = errors.New("wasmtime runtime is closed")

@@ -17,6 +17,7 @@ import (
 
 	"github.com/sluice-io/sluice/abi"
 	"github.com/sluice-io/sluice/plugins"
+	"github.com/sluice-io/sluice/plugins/internal/compileonce"
 	"github.com/sluice-io/sluice/plugins/internal/guestcall"
 	"github.com/sluice-io/sluice/plugins/internal/sandbox"
 )
@@ -31,6 +32,30 @@ type module struct {
 }
 
 func (m *module) SHA256() string { return m.sha }
+
+// moduleRef is what Compile returns: one holder's view of a shared module.
+type moduleRef struct {
+	*module
+	hold *compileonce.Holder[*module]
+}
+
+// errModuleClosed is the error of Instantiate after the holder's Close.
+var errModuleClosed = errors.New("wazero: the module was closed")
+
+// Instantiate implements plugins.Module.
+func (m *moduleRef) Instantiate(ctx context.Context, cfg plugins.InstanceConfig) (plugins.Instance, error) {
+	if m.hold.Released() {
+		return nil, errModuleClosed
+	}
+	return m.module.Instantiate(ctx, cfg)
+}
+
+// Close implements plugins.Module: it releases this holder's hold on the
+// module (once, however often it is called).
+func (m *moduleRef) Close(ctx context.Context) error {
+	m.hold.Release()
+	return nil
+}
 
 // instance is one running guest. All fields except interrupted and the
 // context are used only by the goroutine that owns the instance.

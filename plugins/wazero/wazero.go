@@ -106,7 +106,8 @@ func New(ctx context.Context, opts Options) (*Runtime, error) {
 	// No WithCloseOnContextDone: the metering above replaces it.
 	cfg = cfg.WithCompilationCache(cache)
 	rt := wazero.NewRuntimeWithConfig(ctx, cfg)
-	r := &Runtime{rt: rt, cache: cache, logger: logger, modules: compileonce.New[*module](errors.New("wazero runtime is closed"))}
+	r := &Runtime{rt: rt, cache: cache, logger: logger}
+	r.modules = compileonce.New(errClosed, r.free)
 	if err := r.instantiateHostModules(ctx); err != nil {
 		_ = rt.Close(ctx)
 		_ = cache.Close(ctx)
@@ -173,13 +174,31 @@ func (r *Runtime) Name() string { return "wazero" }
 // ABI after wazero has decoded it and before anything is instantiated.
 // Successful compilations are cached by the sha256 of wasm; failures are
 // not, so a cancelled compilation can be retried.
+// Each successful Compile is a holder of the module until its Close; the
+// module's compiled code is freed when its last holder closes.
 func (r *Runtime) Compile(ctx context.Context, wasm []byte) (plugins.Module, error) {
-	m, err := r.modules.Compile(ctx, wasm, r.compile)
+	h, err := r.modules.Compile(ctx, wasm, r.compile)
 	if err != nil {
 		return nil, err
 	}
-	return m, nil
+	return &moduleRef{module: h.Module, hold: h}, nil
 }
+
+// errClosed is the error of using a closed runtime.
+var errClosed = errors.New("wazero runtime is closed")
+
+// free closes the compiled code of a module no Compile holds any more.
+// Instances made from it keep running: wazero documents CompiledModule.Close
+// as safe with instances still in use.
+func (r *Runtime) free(m *module) {
+	_ = m.compiled.Close(context.Background())
+	r.logger.Debug("freed operator module", "sha256", m.sha)
+}
+
+// CompiledModules returns how many compiled modules the runtime holds (or
+// is compiling): one per distinct module some Compile holds. For tests and
+// metrics.
+func (r *Runtime) CompiledModules() int { return r.modules.Len() }
 
 func (r *Runtime) compile(ctx context.Context, wasm []byte, sha string) (*module, error) {
 	metered, merr := meter.Instrument(wasm, abi.Module, abi.FuncCheckVersion, fuelExport)
