@@ -8,9 +8,8 @@
 //
 // # Why it is built this way
 //
-//   - One wazero.Runtime per plugins.Runtime, with the compiler engine and
-//     WithCloseOnContextDone, so that a looping guest can be stopped: the
-//     compiler then checks for cancellation at every loop header.
+//   - One wazero.Runtime per plugins.Runtime, with the compiler engine
+//     (the interpreter where wazero has no compiler).
 //   - The memory limit is per instance, but wazero's is per runtime. Each
 //     instance gets its own allocator (experimental.WithMemoryAllocator)
 //     that refuses to grow the memory past the instance's limit: memory.grow
