@@ -50,24 +50,9 @@ func (e *ToolchainError) Error() string {
 // operator in dir: the first found walking up from dir, then from the
 // current directory.
 func FindSDK(dir string) (string, error) {
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return "", err
-	}
-	starts := []string{abs}
-	if wd, err := os.Getwd(); err == nil {
-		starts = append(starts, wd)
-	}
-	for _, start := range starts {
-		for d := start; ; d = filepath.Dir(d) {
-			sdk := filepath.Join(d, "sdk", "assemblyscript")
-			if fileExists(filepath.Join(sdk, "package.json")) && fileExists(filepath.Join(sdk, "assembly", "index.ts")) {
-				return sdk, nil
-			}
-			if filepath.Dir(d) == d {
-				break
-			}
-		}
+	sdk, err := wasmbuild.FindSDK(dir, "assemblyscript", "package.json", filepath.Join("assembly", "index.ts"))
+	if err != nil || sdk != "" {
+		return sdk, err
 	}
 	return "", fmt.Errorf("%s: cannot find the sluice AssemblyScript SDK (sdk/assemblyscript/package.json and assembly/index.ts) in a parent of it or of the current directory; run sluice build from within the sluice repository", dir)
 }

@@ -92,20 +92,9 @@ func FindSDK(dir string) (string, error) {
 	if fileExists(filepath.Join(abs, "sluice.c")) {
 		return "", nil
 	}
-	starts := []string{abs}
-	if wd, err := os.Getwd(); err == nil {
-		starts = append(starts, wd)
-	}
-	for _, start := range starts {
-		for d := start; ; d = filepath.Dir(d) {
-			sdk := filepath.Join(d, "sdk", "c")
-			if fileExists(filepath.Join(sdk, "sluice.h")) && fileExists(filepath.Join(sdk, "sluice.c")) {
-				return sdk, nil
-			}
-			if filepath.Dir(d) == d {
-				break
-			}
-		}
+	sdk, err := wasmbuild.FindSDK(dir, "c", "sluice.h", "sluice.c")
+	if err != nil || sdk != "" {
+		return sdk, err
 	}
 	return "", fmt.Errorf("%s: cannot find the sluice C SDK (sdk/c/sluice.h and sluice.c) in a parent of it or of the current directory; run sluice build from within the sluice repository, or copy sluice.h and sluice.c into %s", dir, dir)
 }

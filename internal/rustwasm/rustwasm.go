@@ -122,24 +122,9 @@ func CheckToolchain(ctx context.Context) error {
 // walking up from dir, then from the current directory (sluice build runs
 // from within the repository).
 func FindSDK(dir string) (string, error) {
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return "", err
-	}
-	starts := []string{abs}
-	if wd, err := os.Getwd(); err == nil {
-		starts = append(starts, wd)
-	}
-	for _, start := range starts {
-		for d := start; ; d = filepath.Dir(d) {
-			sdk := filepath.Join(d, "sdk", "rust")
-			if fileExists(filepath.Join(sdk, "Cargo.toml")) && fileExists(filepath.Join(sdk, "src", "lib.rs")) {
-				return sdk, nil
-			}
-			if filepath.Dir(d) == d {
-				break
-			}
-		}
+	sdk, err := wasmbuild.FindSDK(dir, "rust", "Cargo.toml", filepath.Join("src", "lib.rs"))
+	if err != nil || sdk != "" {
+		return sdk, err
 	}
 	return "", fmt.Errorf("%s: cannot find the sluice Rust SDK (sdk/rust/Cargo.toml and src/lib.rs) in a parent of it or of the current directory; run sluice build from within the sluice repository", dir)
 }
