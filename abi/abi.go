@@ -33,6 +33,9 @@ const (
 	FuncStateScan    = "state_scan"
 	FuncLog          = "log"
 	FuncSetError     = "set_error"
+	// FuncStreamTime writes the task's stream time at the start of the
+	// current call (an i64, -1 for none) at out_ptr; see SPEC.md.
+	FuncStreamTime = "stream_time"
 )
 
 // Guest export names.
@@ -97,6 +100,8 @@ var HostFuncs = map[string]Signature{
 	FuncLog: {Params: []ValType{I32, I32, I32}},
 	// set_error(record_index, msg_ptr, msg_len)
 	FuncSetError: {Params: []ValType{I32, I32, I32}},
+	// stream_time(out_ptr) -> code; writes an i64 at [out_ptr, out_ptr+8)
+	FuncStreamTime: {Params: []ValType{I32}, Results: []ValType{I32}},
 }
 
 // Exports lists the function exports a guest must have, with signatures.
@@ -193,6 +198,10 @@ const (
 	// MaxLogMessage bounds what log keeps of a message.
 	MaxLogMessage = 16 << 10
 )
+
+// NoStreamTime is the stream time of a task that has seen no record with
+// a timestamp yet.
+const NoStreamTime int64 = -1
 
 // PartitionByKey in an output record's partition field asks the host to
 // choose the partition from the key with Kafka's murmur2 partitioner.

@@ -88,7 +88,7 @@ func BenchmarkTaskChunk(b *testing.B) {
 	inPart, _ := n.b.Partition("in", 0)
 	outPart, _ := n.b.Partition("out", 0)
 	in := &inputSource{topic: "in", part: inPart, committed: -1}
-	tk := newTask(j, 0, []*inputSource{in}, []*outputSink{newOutputSink("out", []*storage.Partition{outPart})}, nil, nil, n.m.metrics.forTask("chunk", 0, []*inputSource{in}))
+	tk := newTask(j, 0, []*inputSource{in}, nil, []*outputSink{newOutputSink("out", []*storage.Partition{outPart})}, nil, nil, n.m.metrics.forTask("chunk", 0, []*inputSource{in}))
 	tk.inst, err = mod.Instantiate(context.Background(), plugins.InstanceConfig{Name: "chunk/0", Params: []byte("{}"), Limits: j.limits, Host: &tk.host})
 	if err != nil {
 		b.Fatal(err)

@@ -17,18 +17,25 @@ type callHost struct {
 	staged []byte     // the call's emit batches, concatenated
 	out    abi.Output // decoding scratch
 	lastTS int64      // timestamp of the call's last input record
-	err    error      // the host's own failure during the call
+	// streamTime is the task's stream time at the start of the call
+	// (plugins.Host.StreamTime), set by begin.
+	streamTime int64
+	err        error // the host's own failure during the call
 
 	notify []<-chan struct{} // scratch for task.notifyChannels
 }
 
 var _ plugins.Host = (*callHost)(nil)
 
-func (h *callHost) begin(lastTS int64) {
+func (h *callHost) begin(lastTS, streamTime int64) {
 	h.staged = h.staged[:0]
 	h.lastTS = lastTS
+	h.streamTime = streamTime
 	h.err = nil
 }
+
+// StreamTime is the task's stream time at the start of the call.
+func (h *callHost) StreamTime() int64 { return h.streamTime }
 
 func (h *callHost) reset() {
 	h.staged = h.staged[:0]
@@ -130,6 +137,7 @@ func (h *callHost) Log(level int32, msg []byte) {
 // names but holds no data, and nothing may be emitted or written.
 type initHost struct {
 	stores []StoreSpec
+	tables []TableSpec
 }
 
 func (h initHost) Emit([]byte) int32 { return int32(abi.ErrNotAllowed) }
@@ -137,6 +145,11 @@ func (h initHost) StoreOpen(name []byte) int32 {
 	for i, s := range h.stores {
 		if s.Name == string(name) {
 			return int32(i)
+		}
+	}
+	for i, tb := range h.tables {
+		if tb.Name == string(name) {
+			return int32(len(h.stores) + i)
 		}
 	}
 	return int32(abi.ErrBadStore)
@@ -148,3 +161,6 @@ func (h initHost) StateScan(_ int32, _, _ []byte, dst []byte, _ int) ([]byte, in
 	return dst, 0, int32(abi.OK)
 }
 func (h initHost) Log(int32, []byte) {}
+
+// StreamTime is -1: the scratch instance of Deploy has seen no records.
+func (h initHost) StreamTime() int64 { return -1 }

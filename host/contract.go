@@ -38,6 +38,15 @@ type JobSpec struct {
 	Inputs  []string     `json:"inputs"`
 	Outputs []OutputSpec `json:"outputs"`
 	Stores  []StoreSpec  `json:"stores,omitempty"`
+	// Tables are compacted topics, co-partitioned with the inputs, that
+	// each task keeps partition by partition in a read-only local store
+	// (see TableSpec).
+	Tables []TableSpec `json:"tables,omitempty"`
+	// MaxInputWait bounds how long a task with several inputs (tables
+	// included) waits for an input that has no records before it goes on
+	// without it (default DefaultMaxInputWait). Records are otherwise
+	// handled in timestamp order across inputs; see the README.
+	MaxInputWait time.Duration `json:"max-input-wait,omitempty"`
 	// Parameters are passed to the operator's init as a JSON object.
 	Parameters map[string]any `json:"parameters,omitempty"`
 	Limits     LimitsSpec     `json:"limits"`
@@ -61,6 +70,15 @@ type OutputSpec struct {
 type StoreSpec struct {
 	Name      string `json:"name"`
 	Changelog string `json:"changelog"`
+}
+
+// TableSpec is one table: partition k of Topic is kept in task k's
+// store Name, which the operator reads with the state host functions and
+// cannot write. The host applies the topic's records to it (a null value
+// deletes the key) in timestamp order with the stream inputs.
+type TableSpec struct {
+	Name  string `json:"name"`
+	Topic string `json:"topic"`
 }
 
 // LimitsSpec is the job file's limits section. Zero: the defaults of
@@ -90,21 +108,27 @@ type TaskState string
 const (
 	TaskStarting  TaskState = "starting"
 	TaskRestoring TaskState = "restoring" // rebuilding state from changelogs
-	TaskRunning   TaskState = "running"
-	TaskBackoff   TaskState = "backoff" // failed; waiting to restart
-	TaskStopped   TaskState = "stopped"
+	// TaskBootstrapping: running, and a table has not yet reached the end
+	// it had when the task started. Stream records older than the table's
+	// next record are processed meanwhile (timestamp order).
+	TaskBootstrapping TaskState = "bootstrapping"
+	TaskRunning       TaskState = "running"
+	TaskBackoff       TaskState = "backoff" // failed; waiting to restart
+	TaskStopped       TaskState = "stopped"
 )
 
 // JobStatus is what `sluice job list|status` shows.
 type JobStatus struct {
-	Name      string    `json:"name"`
-	State     JobState  `json:"state"`
-	Error     string    `json:"error,omitempty"`
-	Runtime   string    `json:"runtime"`
-	ModuleSHA string    `json:"module_sha256"`
-	Inputs    []string  `json:"inputs"`
-	Outputs   []string  `json:"outputs"`
-	Deployed  time.Time `json:"deployed"`
+	Name      string   `json:"name"`
+	State     JobState `json:"state"`
+	Error     string   `json:"error,omitempty"`
+	Runtime   string   `json:"runtime"`
+	ModuleSHA string   `json:"module_sha256"`
+	Inputs    []string `json:"inputs"`
+	Outputs   []string `json:"outputs"`
+	// Tables are the job's table topics.
+	Tables   []string  `json:"tables,omitempty"`
+	Deployed time.Time `json:"deployed"`
 	// Version is the active version in the job's history (see History).
 	Version int `json:"version,omitempty"`
 	// LastDeployError is why the newest deployment of the job failed,
@@ -128,6 +152,11 @@ type TaskStatus struct {
 	Restarts      int       `json:"restarts"`
 	LastError     string    `json:"last_error,omitempty"`
 	LastErrorAt   time.Time `json:"last_error_at,omitempty"`
+	// Tables has one entry per table, in the job's order.
+	Tables []TablePosition `json:"tables,omitempty"`
+	// StreamTime is the largest timestamp of the stream records the task
+	// has handled (milliseconds; -1: none yet).
+	StreamTime int64 `json:"stream_time"`
 	// Restore is set while the task restores a store from its changelog.
 	Restore *RestoreProgress `json:"restore,omitempty"`
 	// LastSwapPause is how long the task paused the last time it changed
@@ -142,6 +171,18 @@ type InputPosition struct {
 	Committed int64  `json:"committed"` // last checkpoint (-1: none)
 	End       int64  `json:"end"`       // high watermark
 	Lag       int64  `json:"lag"`       // End - Committed (End - log start if none)
+}
+
+// TablePosition is a task's place in one table partition.
+type TablePosition struct {
+	Table    string `json:"table"`
+	Topic    string `json:"topic"`
+	Position int64  `json:"position"` // next offset to apply
+	End      int64  `json:"end"`      // high watermark
+	// BootstrapEnd is the high watermark when the task started; the
+	// table is bootstrapped once Position reaches it.
+	BootstrapEnd int64  `json:"bootstrap_end"`
+	Applied      uint64 `json:"applied"` // records applied since the task started
 }
 
 // RestoreProgress is a store being rebuilt from its changelog.

@@ -34,6 +34,7 @@ const (
 	DefaultRuntime        = runtimes.Default
 	DefaultCommitInterval = time.Second
 	DefaultMaxBatchBytes  = 1 << 20
+	DefaultMaxInputWait   = 100 * time.Millisecond
 	maxJobName            = 200
 	// maxMemoryBytes is what a 32-bit Wasm memory can address.
 	maxMemoryBytes = 4 << 30
@@ -108,9 +109,10 @@ func LoadJobFile(path string) (JobSpec, error) {
 
 // Keys a job file may contain, for the unknown-key check and suggestions.
 var (
-	topKeys    = []string{"name", "module", "source", "runtime", "inputs", "outputs", "stores", "parameters", "limits", "on-error", "dead-letter-topic", "commit-interval"}
+	topKeys    = []string{"name", "module", "source", "runtime", "inputs", "outputs", "stores", "tables", "parameters", "limits", "on-error", "dead-letter-topic", "commit-interval", "max-input-wait"}
 	outputKeys = []string{"topic", "partitions", "config"}
 	storeKeys  = []string{"name", "changelog"}
+	tableKeys  = []string{"name", "topic"}
 	limitKeys  = []string{"memory", "call-timeout", "max-output-bytes", "max-batch-bytes"}
 )
 
@@ -134,6 +136,8 @@ func ParseJob(filename string, data []byte) (JobSpec, error) {
 	spec.Inputs = getStringList(&p, settings, "inputs")
 	spec.Outputs = getOutputs(&p, settings["outputs"])
 	spec.Stores = getStores(&p, settings["stores"])
+	spec.Tables = getTables(&p, settings["tables"])
+	spec.MaxInputWait = getDuration(&p, settings, "max-input-wait", "max-input-wait")
 	spec.OnError = ErrorPolicy(getString(&p, settings, "on-error", ""))
 	spec.DeadLetterTopic = getString(&p, settings, "dead-letter-topic", "")
 	spec.CommitInterval = getDuration(&p, settings, "commit-interval", "commit-interval")
@@ -290,6 +294,37 @@ func normalize(spec JobSpec, file string) (JobSpec, error) {
 				p.add(key+".changelog", "topic %q is also an input or output of the job", s.Changelog)
 			}
 		}
+	}
+	for i := range spec.Tables {
+		tb := &spec.Tables[i]
+		key := fmt.Sprintf("tables[%d]", i)
+		if tb.Name == "" {
+			tb.Name = tb.Topic
+		}
+		switch msg := checkName(tb.Topic); {
+		case tb.Topic == "":
+			p.add(key+".topic", "missing")
+		case msg != "":
+			p.add(key+".topic", "topic %q %s", tb.Topic, msg)
+		case seen[tb.Topic] != "":
+			p.add(key+".topic", "topic %q is also an input (a topic is either a stream or a table of the job)", tb.Topic)
+		case outSeen[tb.Topic]:
+			p.add(key+".topic", "topic %q is also an output (a job cannot write its own table)", tb.Topic)
+		}
+		switch {
+		case tb.Name == "":
+		case len(tb.Name) > 255:
+			p.add(key+".name", "longer than 255 bytes")
+		case storeSeen[tb.Name]:
+			p.add(key+".name", "%q is already the name of a store or table of the job", tb.Name)
+		}
+		storeSeen[tb.Name] = true
+	}
+	if spec.MaxInputWait == 0 {
+		spec.MaxInputWait = DefaultMaxInputWait
+	}
+	if spec.MaxInputWait < 0 {
+		p.add("max-input-wait", "%s is negative", spec.MaxInputWait)
 	}
 	if spec.OnError == "" {
 		spec.OnError = PolicyFail
@@ -550,6 +585,34 @@ func getStores(p *problems, v any) []StoreSpec {
 			})
 		default:
 			p.add(key, "%s is not a store (a map with name and changelog)", describe(x))
+		}
+	}
+	return out
+}
+
+func getTables(p *problems, v any) []TableSpec {
+	if v == nil {
+		return nil
+	}
+	list, ok := v.([]any)
+	if !ok {
+		p.add("tables", "%s is not a list of tables", describe(v))
+		return nil
+	}
+	out := make([]TableSpec, 0, len(list))
+	for i, x := range list {
+		key := fmt.Sprintf("tables[%d]", i)
+		switch tb := x.(type) {
+		case string:
+			out = append(out, TableSpec{Name: tb, Topic: tb})
+		case map[string]any:
+			checkKeys(p, key+".", tb, tableKeys)
+			out = append(out, TableSpec{
+				Name:  getString(p, tb, "name", ""),
+				Topic: getString(p, tb, "topic", ""),
+			})
+		default:
+			p.add(key, "%s is not a table (a topic name, or a map with name and topic)", describe(x))
 		}
 	}
 	return out

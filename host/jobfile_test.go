@@ -28,6 +28,11 @@ stores:
   - name: counts
   - name: seen
     changelog: seen-log
+tables:
+  - profiles
+  - name: geo
+    topic: geo-table
+max-input-wait: 2s
 parameters:
   minLength: 3
   Nested: {A: 1}
@@ -56,6 +61,8 @@ commit-interval: 250ms
 			{Name: "counts", Changelog: "count-counts-changelog"},
 			{Name: "seen", Changelog: "seen-log"},
 		},
+		Tables:          []TableSpec{{Name: "profiles", Topic: "profiles"}, {Name: "geo", Topic: "geo-table"}},
+		MaxInputWait:    2 * time.Second,
 		Parameters:      map[string]any{"minLength": 3, "Nested": map[string]any{"A": 1}},
 		Limits:          LimitsSpec{MemoryBytes: 64 << 20, CallTimeout: 5 * time.Second, MaxOutputBytes: 1 << 20, MaxBatchBytes: 65536},
 		OnError:         PolicyDeadLetter,
@@ -77,7 +84,7 @@ func TestParseJobDefaults(t *testing.T) {
 		t.Errorf("source %q module %q, want source %q", spec.Source, spec.Module, abs)
 	}
 	if spec.Runtime != "wazero" || spec.OnError != PolicyFail || spec.CommitInterval != time.Second ||
-		spec.Limits.MaxBatchBytes != DefaultMaxBatchBytes || spec.DeadLetterTopic != "" {
+		spec.Limits.MaxBatchBytes != DefaultMaxBatchBytes || spec.DeadLetterTopic != "" || spec.MaxInputWait != DefaultMaxInputWait {
 		t.Errorf("defaults not applied: %+v", spec)
 	}
 }
@@ -110,6 +117,12 @@ func TestParseJobRejects(t *testing.T) {
 		{"typo suggestion", base + "limits:\n  memroy: 1MiB\n", []string{"x.yaml: limits.memroy: unknown key (did you mean memory?)"}},
 		{"top typo", base + "ouputs: [x]\n", []string{"ouputs: unknown key (did you mean outputs?)"}},
 		{"output key typo", "name: j\nmodule: m\ninputs: [in]\noutputs:\n  - topik: x\n", []string{"outputs[0].topik: unknown key (did you mean topic?)", "outputs[0].topic: missing"}},
+		{"table key typo", base + "tables:\n  - name: t\n    topik: x\n", []string{"tables[0].topik: unknown key (did you mean topic?)", "tables[0].topic: missing"}},
+		{"table is an input", base + "tables: [in]\n", []string{`tables[0].topic: topic "in" is also an input`}},
+		{"table is an output", base + "tables: [out]\n", []string{`tables[0].topic: topic "out" is also an output`}},
+		{"table named as a store", base + "stores: [s]\ntables:\n  - {name: s, topic: t}\n", []string{`tables[0].name: "s" is already the name of a store or table`}},
+		{"table not a map", base + "tables:\n  - [a]\n", []string{"tables[0]: a list is not a table"}},
+		{"bad input wait", base + "max-input-wait: soon\n", []string{`max-input-wait: "soon" is not a duration`}},
 		{"store key typo", base + "stores:\n  - name: s\n    changlog: c\n", []string{"stores[0].changlog: unknown key (did you mean changelog?)"}},
 		{"bad duration", base + "limits:\n  call-timeout: 5 seconds\n", []string{`x.yaml: limits.call-timeout: "5 seconds" is not a duration (use e.g. 5s)`}},
 		{"numeric duration", base + "commit-interval: 5\n", []string{"commit-interval: 5 is not a duration (use e.g. 5s)"}},

@@ -156,6 +156,8 @@ func sameTopics(old, spec JobSpec) error {
 		problem = "outputs differ"
 	case !slices.EqualFunc(old.Stores, spec.Stores, func(a, b StoreSpec) bool { return a.Name == b.Name && a.Changelog == b.Changelog }):
 		problem = "stores differ"
+	case !slices.Equal(old.Tables, spec.Tables):
+		problem = "tables differ"
 	case old.DeadLetterTopic != spec.DeadLetterTopic || (old.OnError == PolicyDeadLetter) != (spec.OnError == PolicyDeadLetter):
 		problem = "the dead-letter topic differs"
 	}

@@ -352,7 +352,7 @@ func (m *Manager) deploy(ctx context.Context, spec JobSpec, module []byte, by st
 		Name:   spec.Name + "/deploy",
 		Params: j.params,
 		Limits: j.limits,
-		Host:   initHost{stores: spec.Stores},
+		Host:   initHost{stores: spec.Stores, tables: spec.Tables},
 	})
 	if err != nil {
 		// The cause is kept as text: a runtime fault's error chain is the
@@ -464,6 +464,15 @@ func (m *Manager) planTopics(spec JobSpec) (*topicPlan, error) {
 		}
 		counts[i] = info.Partitions
 	}
+	tableCounts := make([]int32, len(spec.Tables))
+	for i, tb := range spec.Tables {
+		info, ok := b.Topic(tb.Topic)
+		if !ok {
+			problems = append(problems, fmt.Sprintf("table topic %q does not exist; create it with `sluice topic create %s --config cleanup.policy=compact` and the inputs' partition count", tb.Topic, tb.Topic))
+			continue
+		}
+		tableCounts[i] = info.Partitions
+	}
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("%w: %s", ErrInvalidJob, strings.Join(problems, "; "))
 	}
@@ -476,6 +485,15 @@ func (m *Manager) planTopics(spec JobSpec) (*topicPlan, error) {
 			}
 			return nil, fmt.Errorf("%w: inputs are not co-partitioned (%s); a job's inputs need the same partition count: repartition one of them with a job that reads it and writes a topic with the right count", ErrInvalidJob, strings.Join(desc, ", "))
 		}
+	}
+	for i, c := range tableCounts {
+		if c != tasks {
+			return nil, fmt.Errorf("%w: table %s (topic %s) has %d partitions but the inputs have %d; a table is joined partition by partition with the inputs, so it needs the same count: %s",
+				ErrInvalidJob, spec.Tables[i].Name, spec.Tables[i].Topic, c, tasks, repartitionHint(spec.Tables[i].Topic))
+		}
+	}
+	if err := m.checkCopartitioned(spec); err != nil {
+		return nil, err
 	}
 	plan := &topicPlan{tasks: tasks}
 	for _, o := range spec.Outputs {
@@ -506,6 +524,30 @@ func (m *Manager) planTopics(spec JobSpec) (*topicPlan, error) {
 		}
 	}
 	return plan, nil
+}
+
+// checkCopartitioned samples the keys of a multi-source job's inputs and
+// tables (see copartition.go).
+func (m *Manager) checkCopartitioned(spec JobSpec) error {
+	topics := append(append([]string(nil), spec.Inputs...), make([]string, 0, len(spec.Tables))...)
+	for _, tb := range spec.Tables {
+		topics = append(topics, tb.Topic)
+	}
+	if len(topics) < 2 {
+		return nil
+	}
+	parts := make([][]*storage.Partition, len(topics))
+	for i, topic := range topics {
+		info, _ := m.cfg.Broker.Topic(topic)
+		for p := int32(0); p < info.Partitions; p++ {
+			part, err := m.cfg.Broker.Partition(topic, p)
+			if err != nil {
+				return fmt.Errorf("sampling %s: %w", topic, err)
+			}
+			parts[i] = append(parts[i], part)
+		}
+	}
+	return checkCopartitioned(topics, parts)
 }
 
 // persist writes the module and job.json, each atomically.
@@ -582,6 +624,17 @@ func (m *Manager) startTasks(j *job) error {
 		}
 		dlqParts = parts
 	}
+	tableParts := make([][]*storage.Partition, len(spec.Tables))
+	for i, tb := range spec.Tables {
+		parts, err := openPartitions(tb.Topic)
+		if err != nil {
+			return fmt.Errorf("table %s: %w", tb.Name, err)
+		}
+		if int32(len(parts)) != n {
+			return fmt.Errorf("table topic %s has %d partitions, the job %d tasks: it is no longer co-partitioned with the inputs", tb.Topic, len(parts), n)
+		}
+		tableParts[i] = parts
+	}
 	changelogs := make([][]*storage.Partition, len(spec.Stores))
 	for i, s := range spec.Stores {
 		parts, err := openPartitions(s.Changelog)
@@ -607,16 +660,23 @@ func (m *Manager) startTasks(j *job) error {
 		if dlqParts != nil {
 			dlq = newOutputSink(spec.DeadLetterTopic, dlqParts)
 		}
+		tables := make([]*inputSource, len(spec.Tables))
+		for i, tb := range spec.Tables {
+			tables[i] = &inputSource{index: uint32(i), topic: tb.Topic, part: tableParts[i][p], committed: -1, table: true, name: tb.Name}
+		}
 		var open openState
-		if len(spec.Stores) > 0 {
-			stores := make([]storeSpec, len(spec.Stores))
+		if len(spec.Stores)+len(spec.Tables) > 0 {
+			stores := make([]storeSpec, 0, len(spec.Stores)+len(spec.Tables))
 			for i, s := range spec.Stores {
-				stores[i] = storeSpec{name: s.Name, changelog: changelogs[i][p]}
+				stores = append(stores, storeSpec{name: s.Name, changelog: changelogs[i][p]})
+			}
+			for i, tb := range spec.Tables {
+				stores = append(stores, storeSpec{name: tb.Name, changelog: tableParts[i][p], table: true})
 			}
 			dir := filepath.Join(m.dir, spec.Name, "state", fmt.Sprint(p))
 			open = stateOpener(dir, stores)
 		}
-		tasks[p] = newTask(j, p, inputs, outputs, dlq, open, m.metrics.forTask(spec.Name, p, inputs))
+		tasks[p] = newTask(j, p, inputs, tables, outputs, dlq, open, m.metrics.forTask(spec.Name, p, inputs))
 	}
 	m.mu.Lock()
 	j.tasks = tasks
@@ -762,6 +822,9 @@ func (m *Manager) statusOf(j *job) JobStatus {
 	}
 	for _, o := range j.spec.Outputs {
 		st.Outputs = append(st.Outputs, o.Topic)
+	}
+	for _, tb := range j.spec.Tables {
+		st.Tables = append(st.Tables, tb.Topic)
 	}
 	st.Tasks = make([]TaskStatus, 0, len(tasks))
 	for _, t := range tasks {

@@ -36,7 +36,15 @@ type task struct {
 	name      string // "job/partition", for logs and errors
 	log       *slog.Logger
 
-	inputs  []*inputSource
+	inputs []*inputSource
+	// tables are the job's tables; sources is inputs followed by tables.
+	// A task with more than one source merges them in timestamp order
+	// (merge.go).
+	tables  []*inputSource
+	sources []*inputSource
+	// wakeAt is when an input the merge is waiting for stops being
+	// waited for (zero: not waiting).
+	wakeAt  time.Time
 	outputs []*outputSink
 	dlq     *outputSink // nil unless on-error is dead-letter
 
@@ -47,13 +55,15 @@ type task struct {
 	host callHost
 
 	// Per-batch scratch, reused so that the steady state allocates nothing.
-	recs      []inRec
-	hdrs      []batchHeader
-	collectFn func(*batchRecord) bool
-	collectIn uint32
-	collectAt int64
-	touched   []outRef
-	outHdrs   []batchHeader
+	recs        []inRec
+	hdrs        []batchHeader
+	collectFn   func(*batchRecord) bool
+	collectIn   uint32
+	collectAt   int64
+	collectRecs *[]inRec
+	collectHdrs *[]batchHeader
+	touched     []outRef
+	outHdrs     []batchHeader
 
 	lastCommit time.Time
 	dirty      bool // progress since the last checkpoint
@@ -61,6 +71,15 @@ type task struct {
 	// handled (their calls committed, or skipped or dead-lettered).
 	progress int
 	rr       int // round-robin cursor over inputs
+
+	// streamTime is the largest timestamp of the stream records handled
+	// so far (-1: none), what the stream_time host function reports;
+	// committedStreamTime is its value at the last checkpoint, where it
+	// is stored as a fact with the offsets. callMaxTS is the largest
+	// timestamp of the current call's records.
+	streamTime          int64
+	committedStreamTime int64
+	callMaxTS           int64
 
 	// New versions of the job to change to in place, at a batch boundary
 	// (see swap), in the order they were deployed; swapReady wakes the
@@ -78,6 +97,7 @@ type task struct {
 	cancel    context.CancelFunc
 
 	// Status, read by other goroutines.
+	streamTimeA  atomic.Int64
 	recordsIn    atomic.Uint64
 	recordsOut   atomic.Uint64
 	skipped      atomic.Uint64
@@ -95,17 +115,31 @@ type task struct {
 	m taskMetrics
 }
 
-// inputSource is one input partition of a task.
+// inputSource is one input partition of a task, or one table partition.
 type inputSource struct {
-	index     uint32
+	index     uint32 // in the job's inputs, or in its tables
 	topic     string
 	part      *storage.Partition
 	pos       int64 // next offset to process (task goroutine only)
 	committed int64 // last checkpoint, -1 if none (task goroutine only)
 	buf       []byte
 
+	// For a table: its name (the store's) and store handle. A table's
+	// position is its store's, which checkpoints with the state.
+	table bool
+	name  string
+	store int32
+
+	// q holds the records read but not yet handled, when the task merges
+	// several sources (merge.go).
+	q mergeQueue
+
 	// Copies for status readers.
 	posA, committedA atomic.Int64
+	// Tables: the high watermark when the task started, and the records
+	// applied since.
+	bootstrapEndA atomic.Int64
+	appliedA      atomic.Uint64
 }
 
 // outputSink is one output topic with a batch builder per partition.
@@ -119,12 +153,14 @@ type outputSink struct {
 
 type outRef struct{ sink, part int32 }
 
-func newTask(j *job, partition int32, inputs []*inputSource, outputs []*outputSink, dlq *outputSink, open openState, m taskMetrics) *task {
+func newTask(j *job, partition int32, inputs, tables []*inputSource, outputs []*outputSink, dlq *outputSink, open openState, m taskMetrics) *task {
 	t := &task{
 		job:       j,
 		partition: partition,
 		name:      j.spec.Name + "/" + strconv.Itoa(int(partition)),
 		inputs:    inputs,
+		tables:    tables,
+		sources:   append(inputs[:len(inputs):len(inputs)], tables...),
 		outputs:   outputs,
 		dlq:       dlq,
 		open:      open,
@@ -278,6 +314,13 @@ func (t *task) resetToCheckpoint() {
 		}
 		in.posA.Store(in.pos)
 	}
+	// Tables go back with their stores (runOnce reads their positions
+	// again); records read ahead are read again.
+	for _, s := range t.sources {
+		s.q.clear()
+	}
+	t.streamTime = t.committedStreamTime
+	t.streamTimeA.Store(t.streamTime)
 	for _, s := range t.sinks() {
 		for i := range s.waiting {
 			s.waiting[i] = false
@@ -332,6 +375,9 @@ func (t *task) runOnce() error {
 	t.statusMu.Lock()
 	t.restore = nil
 	t.statusMu.Unlock()
+	if err := t.loadTablePositions(); err != nil {
+		return err
+	}
 	if t.stopping() {
 		return nil
 	}
@@ -394,7 +440,32 @@ func (t *task) loadPositions() error {
 		in.posA.Store(in.pos)
 		in.committedA.Store(in.committed)
 	}
+	t.committedStreamTime = -1
+	if v, ok := t.job.offsets.Fact(g, t.streamTimeFact()); ok {
+		st, err := strconv.ParseInt(string(v), 10, 64)
+		if err != nil {
+			return fmt.Errorf("stored stream time %q: %w", v, err)
+		}
+		t.committedStreamTime = st
+	}
+	t.streamTime = t.committedStreamTime
+	t.streamTimeA.Store(t.streamTime)
 	return nil
+}
+
+// streamTimeFact names the fact that keeps the task's stream time with its
+// committed offsets.
+func (t *task) streamTimeFact() string {
+	return "streamtime/" + strconv.Itoa(int(t.partition))
+}
+
+// advanceStreamTime moves stream time to ts if ts is later. Records
+// without a timestamp (-1) do not move it.
+func (t *task) advanceStreamTime(ts int64) {
+	if ts > t.streamTime {
+		t.streamTime = ts
+		t.streamTimeA.Store(ts)
+	}
 }
 
 // loop is the event loop: one input chunk per iteration, inputs in turn.
@@ -428,8 +499,8 @@ func (t *task) loop() error {
 			continue
 		}
 		// Caught up. Make what was emitted visible downstream now rather
-		// than at the next checkpoint, then wait for input, a stop or the
-		// checkpoint due.
+		// than at the next checkpoint, then wait for input, a stop, the
+		// checkpoint due or the end of a wait for a lagging input.
 		if err := t.waitOutputs(); err != nil {
 			return err
 		}
@@ -438,8 +509,16 @@ func (t *task) loop() error {
 			continue
 		}
 		var due <-chan time.Time
+		wait := time.Duration(-1)
 		if t.dirty {
-			wait := interval - time.Since(t.lastCommit)
+			wait = interval - time.Since(t.lastCommit)
+		}
+		if !t.wakeAt.IsZero() {
+			if w := time.Until(t.wakeAt); wait < 0 || w < wait {
+				wait = max(w, 0)
+			}
+		}
+		if wait >= 0 {
 			if timer == nil {
 				timer = time.NewTimer(wait)
 			} else {
@@ -546,7 +625,7 @@ func (t *task) swap(req swapRequest) error {
 // it must be called before checking the watermarks (see Partition.Notify).
 func (t *task) notifyChannels() []<-chan struct{} {
 	chans := t.host.notify[:0]
-	for _, in := range t.inputs {
+	for _, in := range t.sources {
 		chans = append(chans, in.part.Notify())
 	}
 	t.host.notify = chans
@@ -554,6 +633,9 @@ func (t *task) notifyChannels() []<-chan struct{} {
 }
 
 func (t *task) anyInputAhead() bool {
+	if len(t.sources) > 1 {
+		return t.mergeAhead()
+	}
 	for _, in := range t.inputs {
 		if in.pos < in.part.HighWatermark() {
 			return true
@@ -597,6 +679,9 @@ func (t *task) wait(notify []<-chan struct{}, due <-chan time.Time) {
 // step processes one chunk of one input, trying the inputs in turn from
 // the round-robin cursor. It reports whether any input had records.
 func (t *task) step() (bool, error) {
+	if len(t.sources) > 1 {
+		return t.stepMerged()
+	}
 	n := len(t.inputs)
 	for i := 0; i < n; i++ {
 		in := t.inputs[(t.rr+i)%n]
@@ -629,6 +714,9 @@ func (t *task) checkpoint() error {
 		}
 		facts = f
 	}
+	if t.streamTime != t.committedStreamTime {
+		facts = append(facts, group.Fact{Name: t.streamTimeFact(), Value: []byte(strconv.FormatInt(t.streamTime, 10))})
+	}
 	offsets := make(map[group.TopicPartition]group.Offset, len(t.inputs))
 	for _, in := range t.inputs {
 		offsets[group.TopicPartition{Topic: in.topic, Partition: t.partition}] = group.Offset{Offset: in.pos, LeaderEpoch: -1}
@@ -641,6 +729,7 @@ func (t *task) checkpoint() error {
 		in.committedA.Store(in.pos)
 		t.m.lag(in).Set(float64(in.part.HighWatermark() - in.pos))
 	}
+	t.committedStreamTime = t.streamTime
 	t.lastCommit = time.Now()
 	t.dirty = false
 	return nil
@@ -698,8 +787,21 @@ func (t *task) status() TaskStatus {
 		}
 		st.Inputs = append(st.Inputs, InputPosition{Topic: in.topic, Position: pos, Committed: committed, End: end, Lag: lag})
 	}
+	bootstrapping := false
+	for _, tb := range t.tables {
+		tp := TablePosition{Table: tb.name, Topic: tb.topic, Position: tb.posA.Load(), End: tb.part.HighWatermark(),
+			BootstrapEnd: tb.bootstrapEndA.Load(), Applied: tb.appliedA.Load()}
+		if tp.Position < tp.BootstrapEnd {
+			bootstrapping = true
+		}
+		st.Tables = append(st.Tables, tp)
+	}
+	st.StreamTime = t.streamTimeA.Load()
 	t.statusMu.Lock()
 	st.State = t.taskState
+	if st.State == TaskRunning && bootstrapping {
+		st.State = TaskBootstrapping
+	}
 	st.Restarts = t.restarts
 	st.LastError = t.lastError
 	st.LastErrorAt = t.lastErrorAt

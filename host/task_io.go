@@ -26,6 +26,7 @@ type inRec struct {
 	off, ts    int64
 	key, value []byte
 	h0, h1     int32
+	in         uint32 // index of the input (or table) it came from
 }
 
 // maxOutputBatch is where an output batch is cut and appended, so that one
@@ -61,8 +62,29 @@ func (t *task) processChunk(in *inputSource) (bool, error) {
 	// Decode every record at or after the position once, into scratch.
 	t.recs = t.recs[:0]
 	t.hdrs = t.hdrs[:0]
+	next, err := t.decode(in, data, &t.recs, &t.hdrs)
+	if err != nil {
+		return false, err
+	}
+	if next == in.pos {
+		return false, nil
+	}
+	if err := t.processRecs(); err != nil {
+		return false, err
+	}
+	in.pos = next
+	in.posA.Store(next)
+	t.dirty = true
+	return true, nil
+}
+
+// decode appends the records of the stored batches in data at or after
+// in's position to recs and their headers to hdrs, and returns the offset
+// after the last whole batch (in.pos if there is none).
+func (t *task) decode(in *inputSource, data []byte, recs *[]inRec, hdrs *[]batchHeader) (int64, error) {
 	t.collectIn = in.index
 	t.collectAt = in.pos
+	t.collectRecs, t.collectHdrs = recs, hdrs
 	next := in.pos
 	for rest := data; len(rest) > 0; {
 		b, h, r, err := batch.Next(rest)
@@ -78,25 +100,26 @@ func (t *task) processChunk(in *inputSource) (bool, error) {
 			continue
 		}
 		if err := batch.Records(b, t.collectFn); err != nil {
-			return false, fmt.Errorf("decoding %s-%d at offset %d: %w", in.topic, t.partition, h.BaseOffset, err)
+			return in.pos, fmt.Errorf("decoding %s-%d at offset %d: %w", in.topic, t.partition, h.BaseOffset, err)
 		}
 	}
-	if next == in.pos {
-		return false, nil
+	return next, nil
+}
+
+// processRecs runs the guest over every record in t.recs (see
+// processRange) and counts them.
+func (t *task) processRecs() error {
+	if len(t.recs) == 0 {
+		return nil
 	}
-	if len(t.recs) > 0 {
-		t.progress = 0
-		if err := t.processRange(in, 0, len(t.recs)); err != nil {
-			return false, t.keepProgress(in, err)
-		}
-		n := uint64(len(t.recs))
-		t.recordsIn.Add(n)
-		t.m.recordsIn.Add(float64(n))
+	t.progress = 0
+	if err := t.processRange(0, len(t.recs)); err != nil {
+		return t.keepProgress(err)
 	}
-	in.pos = next
-	in.posA.Store(next)
-	t.dirty = true
-	return true, nil
+	n := uint64(len(t.recs))
+	t.recordsIn.Add(n)
+	t.m.recordsIn.Add(float64(n))
+	return nil
 }
 
 // collect is batch.Records' callback (a method value made once, so that
@@ -105,9 +128,10 @@ func (t *task) collect(r *batchRecord) bool {
 	if r.Offset < t.collectAt {
 		return true
 	}
-	h0 := int32(len(t.hdrs))
-	t.hdrs = append(t.hdrs, r.Headers...)
-	t.recs = append(t.recs, inRec{off: r.Offset, ts: r.Timestamp, key: r.Key, value: r.Value, h0: h0, h1: int32(len(t.hdrs))})
+	hdrs := t.collectHdrs
+	h0 := int32(len(*hdrs))
+	*hdrs = append(*hdrs, r.Headers...)
+	*t.collectRecs = append(*t.collectRecs, inRec{off: r.Offset, ts: r.Timestamp, key: r.Key, value: r.Value, h0: h0, h1: int32(len(*hdrs)), in: t.collectIn})
 	return true
 }
 
@@ -121,9 +145,9 @@ func (t *task) collect(r *batchRecord) bool {
 // split in halves, each run on a new instance, down to the one record at
 // fault, which then gets the error policy too. Halving also gets a batch
 // that was merely too slow for the call timeout through in smaller calls.
-func (t *task) processRange(in *inputSource, lo, hi int) error {
+func (t *task) processRange(lo, hi int) error {
 	for lo < hi {
-		err := t.call(in, lo, hi)
+		err := t.call(lo, hi)
 		if err == nil {
 			if err := t.commitCall(hi); err != nil {
 				return err
@@ -150,7 +174,7 @@ func (t *task) processRange(in *inputSource, lo, hi int) error {
 			}
 			if hi-lo > 1 {
 				mid := lo + (hi-lo)/2
-				if err := t.processRange(in, lo, mid); err != nil {
+				if err := t.processRange(lo, mid); err != nil {
 					return err
 				}
 				lo = mid
@@ -165,18 +189,18 @@ func (t *task) processRange(in *inputSource, lo, hi int) error {
 			if failed > lo {
 				// Keep the records before it: they are checkpointed
 				// with the failure (see keepProgress).
-				if err := t.processRange(in, lo, failed); err != nil {
+				if err := t.processRange(lo, failed); err != nil {
 					return err
 				}
 			}
-			return &poisonError{msg: fmt.Sprintf("record at %s-%d offset %d failed: %s (on-error: fail)", in.topic, t.partition, r.off, msg)}
+			return &poisonError{msg: fmt.Sprintf("record at %s-%d offset %d failed: %s (on-error: fail)", t.inputs[r.in].topic, t.partition, r.off, msg)}
 		}
 		if failed > lo {
-			if err := t.processRange(in, lo, failed); err != nil {
+			if err := t.processRange(lo, failed); err != nil {
 				return err
 			}
 		}
-		if err := t.poison(in, failed, msg); err != nil {
+		if err := t.poison(failed, msg); err != nil {
 			return err
 		}
 		lo = failed + 1
@@ -194,15 +218,24 @@ func (e *poisonError) Error() string { return e.msg }
 // records of the chunk before it went through, so they are checkpointed,
 // and the restart begins at the failed record instead of appending their
 // outputs again on every retry.
-func (t *task) keepProgress(in *inputSource, err error) error {
+func (t *task) keepProgress(err error) error {
 	if _, ok := err.(*poisonError); !ok || t.progress == 0 {
 		return err
 	}
 	n := uint64(t.progress)
 	t.recordsIn.Add(n)
 	t.m.recordsIn.Add(float64(n))
-	in.pos = t.recs[t.progress-1].off + 1
-	in.posA.Store(in.pos)
+	// Each input moves past its last record among those handled (a
+	// multi-input batch interleaves several inputs' records).
+	for _, in := range t.inputs {
+		for i := t.progress - 1; i >= 0; i-- {
+			if r := &t.recs[i]; r.in == in.index {
+				in.pos = r.off + 1
+				in.posA.Store(in.pos)
+				break
+			}
+		}
+	}
 	t.dirty = true
 	if cerr := t.checkpoint(); cerr != nil {
 		return fmt.Errorf("%w (and checkpointing the records before it failed: %v)", err, cerr)
@@ -211,8 +244,10 @@ func (t *task) keepProgress(in *inputSource, err error) error {
 }
 
 // poison applies skip or dead-letter to recs[i].
-func (t *task) poison(in *inputSource, i int, msg string) error {
+func (t *task) poison(i int, msg string) error {
 	r := &t.recs[i]
+	in := t.inputs[r.in]
+	t.advanceStreamTime(r.ts)
 	if t.job.spec.OnError == PolicySkip {
 		t.skipped.Add(1)
 		t.log.Warn("skipping a record the operator failed", "topic", in.topic, "offset", r.off, "err", msg)
@@ -240,10 +275,12 @@ func (t *task) poison(in *inputSource, i int, msg string) error {
 }
 
 // call encodes recs[lo:hi] straight into guest memory and runs Process.
-func (t *task) call(in *inputSource, lo, hi int) error {
+func (t *task) call(lo, hi int) error {
 	size := abi.BatchHeaderSize
+	maxTS := int64(-1)
 	for i := lo; i < hi; i++ {
 		r := &t.recs[i]
+		maxTS = max(maxTS, r.ts)
 		size += abi.RecordFixedSize + len(r.key) + len(r.value)
 		for _, h := range t.hdrs[r.h0:r.h1] {
 			size += abi.HeaderFixedSize + len(h.Key) + len(h.Value)
@@ -262,14 +299,15 @@ func (t *task) call(in *inputSource, lo, hi int) error {
 	for i := lo; i < hi; i++ {
 		r := &t.recs[i]
 		hs := t.hdrs[r.h0:r.h1]
-		n += abi.PutRecordFixed(mem[n:], r.off, r.ts, in.index, r.key, r.value, len(hs))
+		n += abi.PutRecordFixed(mem[n:], r.off, r.ts, r.in, r.key, r.value, len(hs))
 		n += copy(mem[n:], r.key)
 		n += copy(mem[n:], r.value)
 		for _, h := range hs {
 			n += abi.PutHeader(mem[n:], unsafeBytes(h.Key), h.Value)
 		}
 	}
-	t.host.begin(t.recs[hi-1].ts)
+	t.host.begin(t.recs[hi-1].ts, t.streamTime)
+	t.callMaxTS = maxTS
 	start := time.Now()
 	err = t.inst.Process(ctx, n)
 	t.m.process.Observe(time.Since(start).Seconds())
@@ -287,6 +325,7 @@ func (t *task) commitCall(hi int) error {
 	if t.state != nil {
 		t.state.EndCall(true)
 	}
+	t.advanceStreamTime(t.callMaxTS)
 	out, err := t.appendOutputs()
 	if err != nil {
 		return err

@@ -18,9 +18,12 @@ type taskStore = *state.State
 // openState opens (and restores) a task's state.
 type openState func(ctx context.Context, t *task) (taskStore, error)
 
+// storeSpec is one store of a task: a state store and its changelog, or
+// a table and its topic.
 type storeSpec struct {
 	name      string
 	changelog *storage.Partition
+	table     bool
 }
 
 // stateOpener opens the Pebble database in dir for the task's stores.
@@ -28,7 +31,7 @@ func stateOpener(dir string, stores []storeSpec) openState {
 	return func(ctx context.Context, t *task) (taskStore, error) {
 		opts := state.Options{Dir: dir, Logger: t.log}
 		for _, s := range stores {
-			opts.Stores = append(opts.Stores, state.Store{Name: s.name, Changelog: s.changelog})
+			opts.Stores = append(opts.Stores, state.Store{Name: s.name, Changelog: s.changelog, Table: s.table})
 		}
 		return state.Open(opts)
 	}
@@ -59,6 +62,8 @@ func stateCode(err error) (int32, error) {
 		return int32(abi.ErrBadStore), nil
 	case errors.Is(err, state.ErrTooLarge):
 		return int32(abi.ErrLimit), nil
+	case errors.Is(err, state.ErrReadOnly):
+		return int32(abi.ErrNotAllowed), nil
 	}
 	return int32(abi.ErrInternal), err
 }

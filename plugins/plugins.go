@@ -138,6 +138,12 @@ type Host interface {
 	StateScan(store int32, start, end []byte, dst []byte, max int) (out []byte, needed int, code int32)
 	// Log receives a log host call.
 	Log(level int32, msg []byte)
+	// StreamTime is the task's stream time at the start of the current
+	// call (sluice_init or sluice_process): the largest record timestamp
+	// (>= 0) among the stream input records handed to the operator before
+	// it, or -1 (abi.NoStreamTime) if none. The stream_time host function
+	// returns it; it must not change during a call.
+	StreamTime() int64
 }
 
 // ValidationError lists everything wrong with a module's imports and

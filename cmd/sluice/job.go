@@ -256,6 +256,9 @@ func writeJobStatus(w io.Writer, j host.JobStatus) {
 	fmt.Fprintf(w, "Module:    sha256:%s\n", j.ModuleSHA)
 	fmt.Fprintf(w, "Inputs:    %s\n", strings.Join(j.Inputs, ", "))
 	fmt.Fprintf(w, "Outputs:   %s\n", strings.Join(j.Outputs, ", "))
+	if len(j.Tables) > 0 {
+		fmt.Fprintf(w, "Tables:    %s\n", strings.Join(j.Tables, ", "))
+	}
 	if !j.Deployed.IsZero() {
 		fmt.Fprintf(w, "Deployed:  %s\n", j.Deployed.Local().Format(time.RFC3339))
 	}
@@ -264,6 +267,10 @@ func writeJobStatus(w io.Writer, j host.JobStatus) {
 
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "PARTITION\tSTATE\tINPUT\tPOSITION\tCOMMITTED\tEND\tLAG\tIN\tOUT\tRECORDS/S\tRESTARTS\tRESTORE\tLAST ERROR")
+	multi := false
+	for _, task := range j.Tasks {
+		multi = multi || len(task.Inputs)+len(task.Tables) > 1
+	}
 	for _, task := range j.Tasks {
 		restore := "-"
 		if r := task.Restore; r != nil {
@@ -289,6 +296,19 @@ func writeJobStatus(w io.Writer, j host.JobStatus) {
 			}
 			// Further inputs of a multi-input job: only their positions.
 			fmt.Fprintf(tw, "\t\t%s\t%d\t%s\t%d\t%d\t\t\t\t\t\t\n", in.Topic, in.Position, committed(in.Committed), in.End, in.Lag)
+		}
+		if multi && task.StreamTime >= 0 {
+			// Joins go by stream time: the newest timestamp handled.
+			fmt.Fprintf(tw, "\t\tstream time\t%s\t\t\t\t\t\t\t\t\t\n", time.UnixMilli(task.StreamTime).UTC().Format("2006-01-02T15:04:05.000Z"))
+		}
+		// Tables: where each is, and its bootstrap (the end it had when
+		// the task started) while it is not done.
+		for _, tb := range task.Tables {
+			boot := fmt.Sprintf("table %s, %d applied", tb.Table, tb.Applied)
+			if tb.Position < tb.BootstrapEnd {
+				boot = fmt.Sprintf("table %s, bootstrap %d/%d", tb.Table, tb.Position, tb.BootstrapEnd)
+			}
+			fmt.Fprintf(tw, "\t\t%s\t%d\t-\t%d\t%d\t\t\t\t\t%s\t\n", tb.Topic, tb.Position, tb.End, tb.End-tb.Position, boot)
 		}
 	}
 	tw.Flush()

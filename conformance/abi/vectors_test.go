@@ -106,6 +106,32 @@ var scanEntries = [][2][]byte{
 	{[]byte("c\x00"), []byte("xyz")},
 }
 
+// timeKeyStamps are the timestamps of time_keys.hex, in ascending order:
+// their time keys must be in ascending byte order too.
+var timeKeyStamps = []int64{
+	-9223372036854775808, // min int64: the lower bound of an expiry scan
+	-1000,
+	-1,
+	0,
+	1,
+	1000,
+	1700000000000,
+	9223372036854775807,
+}
+
+// timeKeyFields writes the time key of ts the way SPEC.md defines it: the
+// 8 bytes of ts, most significant first, with the top bit flipped.
+func timeKeyFields(w *fieldWriter, ts int64) {
+	var b [8]byte
+	u := uint64(ts)
+	for i := 7; i >= 0; i-- {
+		b[i] = byte(u)
+		u >>= 8
+	}
+	b[0] ^= 0x80
+	w.raw(b[:], fmt.Sprintf("time key of %d", ts))
+}
+
 var vectors = []vector{
 	{
 		file: "input_batch.hex",
@@ -256,6 +282,39 @@ var vectors = []vector{
 			}
 			if _, _, ok := sr.Next(); ok || sr.Err() != nil {
 				t.Fatalf("trailing data: %v", sr.Err())
+			}
+		},
+	},
+	{
+		file: "time_keys.hex",
+		encode: func() []byte {
+			var b []byte
+			for _, ts := range timeKeyStamps {
+				b = abi.AppendTimeKey(b, ts)
+			}
+			return b
+		},
+		fields: func(w *fieldWriter) {
+			w.comment("time keys (8 bytes each: big-endian uint64(ts) XOR 1<<63), timestamps ascending")
+			for _, ts := range timeKeyStamps {
+				timeKeyFields(w, ts)
+			}
+		},
+		decode: func(t *testing.T, b []byte) {
+			if len(b) != 8*len(timeKeyStamps) {
+				t.Fatalf("%d bytes, want %d", len(b), 8*len(timeKeyStamps))
+			}
+			for i, want := range timeKeyStamps {
+				k := b[8*i : 8*i+8]
+				if ts, ok := abi.DecodeTimeKey(k); !ok || ts != want {
+					t.Fatalf("key %d (%x) decodes to %d, %v; want %d", i, k, ts, ok, want)
+				}
+				if i > 0 && bytes.Compare(b[8*(i-1):8*i], k) >= 0 {
+					t.Fatalf("key %d (%x) does not sort after key %d", i, k, i-1)
+				}
+			}
+			if _, ok := abi.DecodeTimeKey(b[:7]); ok {
+				t.Fatal("a 7-byte time key must not decode")
 			}
 		},
 	},

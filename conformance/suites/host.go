@@ -50,6 +50,10 @@ type hostConfig struct {
 	// state is the stores' content before the first batch, per store
 	// name.
 	state map[string]map[string]string
+	// streamTimes is what stream_time returns, per call: streamTimes[0]
+	// during sluice_init, streamTimes[i+1] during batch i; -1 past the
+	// end (a task that has seen no records).
+	streamTimes []int64
 }
 
 // recHost is the suite's plugins.Host: an in-memory task that stages each
@@ -63,6 +67,7 @@ type recHost struct {
 	staged    []map[string][]byte // nil value: a delete
 
 	// Per call.
+	calls     int      // beginCall count: the current call is calls-1
 	emits     [][]byte // raw emit batches, copied
 	emitCodes []int32
 
@@ -224,8 +229,17 @@ func (h *recHost) Log(level int32, msg []byte) {
 	h.logs = append(h.logs, logEntry{level, string(msg)})
 }
 
+// StreamTime is the current call's entry of cfg.streamTimes, or -1.
+func (h *recHost) StreamTime() int64 {
+	if i := h.calls - 1; i >= 0 && i < len(h.cfg.streamTimes) {
+		return h.cfg.streamTimes[i]
+	}
+	return -1
+}
+
 // beginCall forgets the previous call's emits.
 func (h *recHost) beginCall() {
+	h.calls++
 	h.emits, h.emitCodes = nil, nil
 	for _, st := range h.staged {
 		clear(st)

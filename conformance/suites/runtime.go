@@ -3,6 +3,7 @@ package suites
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
@@ -26,6 +27,7 @@ const (
 	fnStateScan
 	fnLog
 	fnSetError
+	fnStreamTime
 	fnProcExit
 	fnAlloc
 	fnInit
@@ -42,6 +44,7 @@ var guestImports = []wasmImport{
 	{abi.Module, abi.FuncStateScan, 7, 1},
 	{abi.Module, abi.FuncLog, 3, 0},
 	{abi.Module, abi.FuncSetError, 3, 0},
+	{abi.Module, abi.FuncStreamTime, 1, 1},
 	{abi.WASIModule, "proc_exit", 1, 0},
 }
 
@@ -421,6 +424,48 @@ func runtimeVectors() []vector {
 				}
 				return nil
 			}},
+		vector{name: "bounds/stream-time-out", doc: "stream_time with out_ptr 0xffff0000 traps the guest with an ABI fault naming the function, the argument and the 8-byte range.",
+			guest:   guestSpec{process: code{}.i32(badPtr).call(fnStreamTime).op(opDrop).i32(0)},
+			batches: [][]byte{oneRecord("x"), oneRecord("y")},
+			check: func(o *vectorOutcome) error {
+				if err := wantFault(o, 0, plugins.FaultABI, "stream_time: out [ptr 0xffff0000, len 8] is outside guest memory"); err != nil {
+					return err
+				}
+				if o.calls[1].err == nil || faultOf(o.calls[1].err) == nil {
+					return fmt.Errorf("a faulted instance must stay dead: the next batch got %v", o.calls[1].err)
+				}
+				return nil
+			}},
+		vector{name: "bounds/stream-time-straddles-end", doc: "stream_time writing 8 bytes that start 7 bytes before the end of memory traps with an ABI fault, even though out_ptr itself is in bounds.",
+			guest:   guestSpec{process: code{}.memorySize().i32(16).op(opI32Shl).i32(7).op(opI32Sub).call(fnStreamTime).op(opDrop).i32(0)},
+			batches: [][]byte{oneRecord("x")},
+			check: func(o *vectorOutcome) error {
+				// Memory has grown for the input region: the pointer is 7
+				// bytes before its end, whatever its size.
+				if err := wantFault(o, 0, plugins.FaultABI, "stream_time: out [ptr 0x", "ff9, len 8] is outside guest memory"); err != nil {
+					return err
+				}
+				f := faultOf(o.calls[0].err)
+				var ptr, size uint64
+				if _, err := fmt.Sscanf(f.Detail, "stream_time: out [ptr %v, len 8] is outside guest memory (%d bytes)", &ptr, &size); err != nil || ptr != size-7 {
+					return fmt.Errorf("want the fault to name a pointer 7 bytes before the end of memory, got %q", f.Detail)
+				}
+				return nil
+			}},
+		vector{name: "bounds/stream-time-last-bytes", doc: "stream_time into the last 8 bytes of memory is in bounds and writes the value there.",
+			guest: guestSpec{process: code{}.memorySize().i32(16).op(opI32Shl).i32(8).op(opI32Sub).call(fnStreamTime).logResult().
+				i32(1).memorySize().i32(16).op(opI32Shl).i32(8).op(opI32Sub).i32(8).call(fnLog).i32(0)},
+			host:    hostConfig{streamTimes: []int64{-1, 0x0102030405060708}},
+			batches: [][]byte{oneRecord("x")},
+			check: func(o *vectorOutcome) error {
+				if err := wantCodes(o, 0); err != nil {
+					return err
+				}
+				if want := "\x08\x07\x06\x05\x04\x03\x02\x01"; len(o.host.logs) != 2 || o.host.logs[1].msg != want {
+					return fmt.Errorf("the guest logged %q, want the last 8 bytes of memory to be %q", o.host.logs, want)
+				}
+				return nil
+			}},
 		vector{name: "emit/malformed", doc: "emit of an in-bounds batch that does not parse (10 zero bytes) traps with an ABI fault.",
 			guest:   guestSpec{process: code{}.i32(scratchAt).i32(10).call(fnEmit).op(opDrop).i32(0)},
 			batches: [][]byte{oneRecord("x")},
@@ -605,6 +650,32 @@ func runtimeVectors() []vector {
 			host:    hostConfig{stores: []string{"s"}, state: map[string]map[string]string{"s": {"key": "value"}}},
 			batches: [][]byte{oneRecord("x")},
 			check:   func(o *vectorOutcome) error { return wantCodes(o, int32(abi.ErrBufferTooSmall), 16) }},
+		vector{name: "stream-time/values", doc: "stream_time returns OK and writes the host's stream time as an i64 little-endian at out_ptr: in sluice_init (42) and per batch (-1: none yet, 0, 1700000000000, the largest i64); it does not change within a call.",
+			guest: guestSpec{
+				init: code{}.i32(scratchAt).call(fnStreamTime).logResult().logBytes(1, scratchAt, 8).i32(0),
+				process: code{}.i32(scratchAt).call(fnStreamTime).logResult().logBytes(1, scratchAt, 8).
+					i32(scratchAt+8).call(fnStreamTime).op(opDrop).logBytes(2, scratchAt+8, 8).i32(0)},
+			host:    hostConfig{streamTimes: []int64{42, -1, 0, 1700000000000, 1<<63 - 1}},
+			batches: [][]byte{oneRecord("a"), oneRecord("b"), oneRecord("c"), oneRecord("d")},
+			check: func(o *vectorOutcome) error {
+				if err := wantCodes(o, 0, 0, 0, 0, 0); err != nil {
+					return err
+				}
+				var got []int64
+				for _, l := range o.host.logs {
+					if l.level == 1 || l.level == 2 {
+						if len(l.msg) != 8 {
+							return fmt.Errorf("want 8 bytes written, got %q", l.msg)
+						}
+						got = append(got, int64(binary.LittleEndian.Uint64([]byte(l.msg))))
+					}
+				}
+				want := []int64{42, -1, -1, 0, 0, 1700000000000, 1700000000000, 1<<63 - 1, 1<<63 - 1}
+				if fmt.Sprint(got) != fmt.Sprint(want) {
+					return fmt.Errorf("stream_time wrote %v, want %v", got, want)
+				}
+				return nil
+			}},
 		vector{name: "status/record-failed", doc: "set_error(0, msg) then status 1 is a record error for record 0 with the message; the instance stays usable and the failed call's emits are dropped.",
 			guest: guestSpec{data: []wasmData{{dataAt, []byte("no good")}, {dataAt + 16, bigOutput(0)}}, process: code{}.
 				i32(dataAt+16).i32(abi.OutputFixedSize).call(fnEmit).op(opDrop).

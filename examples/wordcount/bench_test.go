@@ -119,6 +119,7 @@ type mapHost struct {
 func (h *mapHost) Emit(b []byte) int32             { h.emitted += len(b); return 0 }
 func (h *mapHost) StoreOpen(name []byte) int32     { return 0 }
 func (h *mapHost) Log(int32, []byte)               {}
+func (h *mapHost) StreamTime() int64               { return -1 }
 func (h *mapHost) StateDelete(int32, []byte) int32 { return 0 }
 func (h *mapHost) StatePut(_ int32, k, v []byte) int32 {
 	h.state[string(k)] = append(h.state[string(k)][:0], v...)

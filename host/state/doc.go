@@ -38,6 +38,30 @@
 // (the changelog was recreated, or retention removed records the store
 // never saw), is wiped and rebuilt from the log start.
 //
+// # Tables
+//
+// A table store (Store.Table) is a task's partition of a job's table: a
+// compacted topic co-partitioned with the inputs, readable by the operator
+// (Get, Scan) but not writable (Put and Delete fail with ErrReadOnly). Its
+// Store.Changelog is the table's topic partition itself, and the State
+// never appends to it. Instead the host reads the topic and calls
+// ApplyTable for each record, between guest calls and in timestamp order
+// with its other inputs: a value sets the key, a null value deletes it.
+// Applies go straight into the dirty set (they are not staged), so the
+// next call sees them, and move the store's next table offset
+// (TableOffset) past the record.
+//
+// Flush writes a table's applies to Pebble in the same batch as the other
+// stores' entries, with the next table offset as the store's meta offset
+// (under its own meta key, so that a store that changes between table and
+// changelog store is rebuilt rather than misread). Rollback drops unflushed
+// applies and sets TableOffset back to the flushed offset, from which the
+// host reads the table again. Restore does not replay tables: it keeps a
+// table store whose meta offset lies within the topic partition's
+// [log start, high watermark] and wipes any other (no meta offset, or the
+// topic was recreated or truncated), which then starts again at the log
+// start. ChangelogOffsets leaves tables out; TableOffsets lists them.
+//
 // # Damage
 //
 // A Pebble directory that does not open, whose format key is missing or
@@ -47,13 +71,15 @@
 // changelogs by Restore. Corruption Pebble reports later, while the task
 // runs, leaves a marker file in the directory so that the next Open
 // rebuilds too. The full read at Open costs time proportional to the local
-// state, which is always less than restoring it.
+// state, which is always less than restoring it. A rebuilt database has no
+// meta offsets, so its table stores start again at their topics' log start.
 //
 // # Keys in Pebble
 //
 //	0x00 0x00                       format key, value formatVersion
 //	0x00 len(name) name             meta key of a store: next changelog offset, u64 BE
 //	0x01 len(name) name key         a store's data
+//	0x02 len(name) name             meta key of a table store: next table offset, u64 BE
 //
 // Stores are identified by name, not by their position in the job, so that
 // adding a store to a job keeps the others. Stores no longer in the job are

@@ -128,6 +128,9 @@ func (s *State) Put(h int32, key, value []byte) error {
 	if err != nil {
 		return err
 	}
+	if st.table {
+		return fmt.Errorf("%w: put to table %q", ErrReadOnly, st.name)
+	}
 	if len(key) > abi.MaxKeySize || len(value) > abi.MaxValueSize {
 		return fmt.Errorf("%w: key %d bytes (max %d), value %d bytes (max %d)",
 			ErrTooLarge, len(key), abi.MaxKeySize, len(value), abi.MaxValueSize)
@@ -146,6 +149,9 @@ func (s *State) Delete(h int32, key []byte) error {
 	st, err := s.store(h)
 	if err != nil {
 		return err
+	}
+	if st.table {
+		return fmt.Errorf("%w: delete from table %q", ErrReadOnly, st.name)
 	}
 	if len(key) > abi.MaxKeySize {
 		return fmt.Errorf("%w: key %d bytes (max %d)", ErrTooLarge, len(key), abi.MaxKeySize)
@@ -214,6 +220,8 @@ func (s *State) DirtyBytes() int64 {
 
 // Rollback drops the dirty set and the current call's staged writes, so
 // that the State reads as of the last Flush again (after a guest fault).
+// That includes table applies: each table's TableOffset goes back to the
+// flushed one, from which the host reads the table again.
 func (s *State) Rollback() {
 	for _, e := range s.staged {
 		e.staged = stagedNone
@@ -231,6 +239,7 @@ func (s *State) Rollback() {
 		st.dirty = st.dirty[:0]
 		st.dirtyBytes = 0
 		st.version++
+		st.applied = st.next
 	}
 }
 

@@ -24,6 +24,10 @@ type batchBuilder = batch.Builder
 // clears the dirty set. Staged writes of a call in progress are left
 // alone.
 //
+// A table store's dirty set (its applies) goes to Pebble in the same batch
+// with its next table offset as its meta offset; nothing is appended to
+// its partition, which is the table's topic.
+//
 // After an error the State refuses reads and writes until Restore, since
 // the changelog may hold records Pebble lacks.
 func (s *State) Flush() error {
@@ -38,6 +42,10 @@ func (s *State) Flush() error {
 	var pending []storage.Pending
 	for i, st := range s.stores {
 		next[i] = st.next
+		if st.table {
+			next[i] = st.applied
+			continue
+		}
 		if len(st.dirty) == 0 {
 			continue
 		}
@@ -62,7 +70,7 @@ func (s *State) Flush() error {
 	b := s.db.NewBatch()
 	defer b.Close()
 	for i, st := range s.stores {
-		if len(st.dirty) == 0 {
+		if len(st.dirty) == 0 && next[i] == st.next {
 			continue
 		}
 		for _, e := range st.dirty {
@@ -82,7 +90,7 @@ func (s *State) Flush() error {
 	}
 
 	for i, st := range s.stores {
-		st.next = next[i]
+		st.next, st.applied = next[i], next[i]
 		for _, e := range st.dirty {
 			if e.state == stateDirtyPut {
 				e.state = stateClean

@@ -36,6 +36,9 @@ type fixture struct {
 	logBuf     *testnode.SyncBuffer
 	log        *slog.Logger
 	cacheBytes int64
+	// tables names the stores that are table stores (their partition is
+	// then the table's topic).
+	tables map[string]bool
 }
 
 func newFixture(t testing.TB, stores ...string) *fixture {
@@ -57,7 +60,7 @@ func newFixture(t testing.TB, stores ...string) *fixture {
 func (f *fixture) options() Options {
 	o := Options{Dir: f.dir, Logger: f.log, CacheBytes: f.cacheBytes}
 	for i, name := range f.names {
-		o.Stores = append(o.Stores, Store{Name: name, Changelog: f.logs[i]})
+		o.Stores = append(o.Stores, Store{Name: name, Changelog: f.logs[i], Table: f.tables[name]})
 	}
 	return o
 }

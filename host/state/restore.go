@@ -23,6 +23,13 @@ const restoreReadBytes = 1 << 20
 //
 // progress, if not nil, is called with changelog offsets covered so far
 // and to cover in total; restored reaches total when the store is done.
+//
+// Table stores are not replayed: the host applies their records itself,
+// in timestamp order with its other inputs, from TableOffset on. Restore
+// only checks that a table store's meta offset lies within its topic
+// partition's [log start, high watermark]; a store without one, or whose
+// offset lies outside (the topic was recreated or truncated), is wiped and
+// starts again at the log start. progress is not called for tables.
 func (s *State) Restore(ctx context.Context, progress func(store string, restored, total int64)) error {
 	if s.closed {
 		return ErrClosed
@@ -33,6 +40,12 @@ func (s *State) Restore(ctx context.Context, progress func(store string, restore
 	s.ready = false
 	s.dropEntries()
 	for _, st := range s.stores {
+		if st.table {
+			if err := s.checkTable(st); err != nil {
+				return fmt.Errorf("state: restore table %q: %w", st.name, err)
+			}
+			continue
+		}
 		if err := s.restoreStore(ctx, st, progress); err != nil {
 			return fmt.Errorf("state: restore store %q: %w", st.name, err)
 		}
@@ -114,6 +127,21 @@ func (s *State) restoreStore(ctx context.Context, st *store, progress func(strin
 	return nil
 }
 
+// checkTable wipes table store st unless its meta offset lies within its
+// topic partition's range.
+func (s *State) checkTable(st *store) error {
+	lso, hw := st.log.LogStartOffset(), st.log.HighWatermark()
+	if st.next >= lso && st.next <= hw {
+		st.applied = st.next
+		return nil
+	}
+	if st.next >= 0 {
+		s.log.Warn("state: local table does not match its topic; reading the table again from its start",
+			"dir", s.dir, "store", st.name, "local_offset", st.next, "table_start", lso, "table_end", hw)
+	}
+	return s.wipe(st, lso)
+}
+
 // applyBatch adds the records of one changelog batch at offsets in
 // [from, hw) to wb: a put for a value, a delete for a tombstone.
 func applyBatch(wb *pebble.Batch, st *store, b []byte, from, hw int64) error {
@@ -138,7 +166,7 @@ func (s *State) commitRestored(wb *pebble.Batch, st *store, next int64) error {
 	if err := wb.Commit(pebble.NoSync); err != nil {
 		return fmt.Errorf("write to pebble: %w", err)
 	}
-	st.next = next
+	st.next, st.applied = next, next
 	return nil
 }
 
@@ -147,5 +175,6 @@ func (s *State) wipe(st *store, at int64) error {
 	wb := s.db.NewBatch()
 	defer wb.Close()
 	_ = wb.DeleteRange(st.prefix, prefixEnd(st.prefix), nil)
+	_ = wb.Delete(st.otherMetaKey, nil)
 	return s.commitRestored(wb, st, at)
 }

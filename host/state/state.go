@@ -19,9 +19,16 @@ import (
 
 // Store is one named store of a task and the task's partition of the
 // store's changelog topic.
+//
+// A table store (Table true) is a read-only view of a compacted topic:
+// Changelog is then the task's partition of the table's topic itself. The
+// State never appends to it; the host feeds its records in with ApplyTable
+// and the guest's Put and Delete fail with ErrReadOnly. See the package
+// documentation.
 type Store struct {
 	Name      string
 	Changelog *storage.Partition
+	Table     bool
 }
 
 // Options configure Open.
@@ -40,10 +47,13 @@ type Options struct {
 const DefaultCacheBytes = 64 << 20
 
 // Errors callers branch on. The host maps ErrBadStore to abi.ErrBadStore,
-// ErrTooLarge to abi.ErrLimit and anything else to abi.ErrInternal.
+// ErrTooLarge to abi.ErrLimit, ErrReadOnly to abi.ErrNotAllowed and
+// anything else to abi.ErrInternal.
 var (
 	ErrBadStore = errors.New("state: unknown store handle")
 	ErrTooLarge = errors.New("state: key or value too large")
+	// ErrReadOnly: Put or Delete on a table store.
+	ErrReadOnly = errors.New("state: store is a read-only table")
 	// ErrNotRestored: the State must be (re)stored from its changelogs
 	// first: after Open, and after a failed Flush.
 	ErrNotRestored = errors.New("state: not restored from the changelog")
@@ -61,8 +71,9 @@ const corruptMarker = "SLUICE-CORRUPT"
 var formatKey = []byte{0x00, 0x00}
 
 const (
-	metaTag = 0x00
-	dataTag = 0x01
+	metaTag      = 0x00 // a changelog store's meta key
+	dataTag      = 0x01
+	tableMetaTag = 0x02 // a table store's meta key
 )
 
 // State is a task's local state. See the package documentation.
@@ -108,11 +119,18 @@ type store struct {
 	name    string
 	prefix  []byte // data key prefix
 	metaKey []byte
-	log     *storage.Partition
-	entries map[string]*entry
+	// otherMetaKey is the meta key the store would have as the other kind
+	// (table or not), deleted when the store is wiped.
+	otherMetaKey []byte
+	log          *storage.Partition
+	table        bool
+	entries      map[string]*entry
 	// next is the changelog offset that Pebble reflects: everything below
 	// it is applied. -1 when the store has no meta key yet.
-	next       int64
+	next int64
+	// applied is, for a table store, the next table offset to apply: next
+	// plus the applies in the dirty set. Equal to next otherwise.
+	applied    int64
 	dirty      []*entry
 	dirtyBytes int64
 
@@ -148,16 +166,26 @@ func Open(opts Options) (*State, error) {
 			return nil, fmt.Errorf("state: store %q listed twice", st.Name)
 		}
 		if st.Changelog == nil {
+			if st.Table {
+				return nil, fmt.Errorf("state: table store %q has no table partition", st.Name)
+			}
 			return nil, fmt.Errorf("state: store %q has no changelog partition", st.Name)
 		}
 		s.byName[st.Name] = int32(i)
+		metaKey, otherMetaKey := storeKey(metaTag, st.Name), storeKey(tableMetaTag, st.Name)
+		if st.Table {
+			metaKey, otherMetaKey = otherMetaKey, metaKey
+		}
 		s.stores = append(s.stores, &store{
-			name:    st.Name,
-			prefix:  storeKey(dataTag, st.Name),
-			metaKey: storeKey(metaTag, st.Name),
-			log:     st.Changelog,
-			entries: make(map[string]*entry),
-			next:    -1,
+			name:         st.Name,
+			prefix:       storeKey(dataTag, st.Name),
+			metaKey:      metaKey,
+			otherMetaKey: otherMetaKey,
+			log:          st.Changelog,
+			table:        st.Table,
+			entries:      make(map[string]*entry),
+			next:         -1,
+			applied:      -1,
 		})
 	}
 	// A quarter of the budget for Pebble's block cache: the entry cache in
@@ -308,7 +336,7 @@ func (s *State) check() error {
 			verr = err
 			break
 		}
-		if len(k) < 2 || k[0] != metaTag || k[1] == 0 {
+		if len(k) < 2 || (k[0] != metaTag && k[0] != tableMetaTag) || k[1] == 0 {
 			continue
 		}
 		name := k[2:]
@@ -325,7 +353,12 @@ func (s *State) check() error {
 			_ = it.Close()
 			return fmt.Errorf("store %q: meta value has %d bytes, want 8", name, len(v))
 		}
-		s.stores[h].next = int64(binary.BigEndian.Uint64(v))
+		if st := s.stores[h]; (k[0] == tableMetaTag) == st.table {
+			st.next = int64(binary.BigEndian.Uint64(v))
+			st.applied = st.next
+		}
+		// Otherwise the store changed between a changelog store and a
+		// table: without a meta key of its kind, Restore wipes it.
 	}
 	if err := errors.Join(verr, it.Error(), it.Close()); err != nil {
 		return fmt.Errorf("read: %w", err)
@@ -339,6 +372,7 @@ func (s *State) check() error {
 		prefix := storeKey(dataTag, string(name))
 		_ = b.DeleteRange(prefix, prefixEnd(prefix), nil)
 		_ = b.Delete(storeKey(metaTag, string(name)), nil)
+		_ = b.Delete(storeKey(tableMetaTag, string(name)), nil)
 		if err := b.Commit(pebble.NoSync); err != nil {
 			return fmt.Errorf("drop store %q: %w", name, err)
 		}
@@ -358,7 +392,7 @@ func (s *State) moveAside(aside string) error {
 		}
 	}
 	for _, st := range s.stores {
-		st.next = -1
+		st.next, st.applied = -1, -1
 	}
 	// The old database is closed: its corruption reports are history.
 	s.corrupt.Store(false)
@@ -425,14 +459,35 @@ func (s *State) Stores() []string {
 	return names
 }
 
-// ChangelogOffsets returns, per store, the next changelog offset that the
-// local state reflects as of the last Flush or Restore.
+// ChangelogOffsets returns, per changelog store (table stores are not
+// included), the next changelog offset that the local state reflects as of
+// the last Flush or Restore.
 func (s *State) ChangelogOffsets() map[string]int64 {
 	m := make(map[string]int64, len(s.stores))
 	for _, st := range s.stores {
-		m[st.name] = st.next
+		if !st.table {
+			m[st.name] = st.next
+		}
 	}
 	return m
+}
+
+// TableOffsets returns, per table store, the next table offset that the
+// local state reflects as of the last Flush or Restore (what Pebble
+// holds; TableOffset also counts unflushed applies).
+func (s *State) TableOffsets() map[string]int64 {
+	m := make(map[string]int64)
+	for _, st := range s.stores {
+		if st.table {
+			m[st.name] = st.next
+		}
+	}
+	return m
+}
+
+// IsTable reports whether handle h is a table store.
+func (s *State) IsTable(h int32) bool {
+	return h >= 0 && int(h) < len(s.stores) && s.stores[h].table
 }
 
 // store returns the store for handle h if the State is usable.

@@ -61,6 +61,7 @@ func (h *captureHost) StateGet(int32, []byte) ([]byte, bool, int32) { return nil
 func (h *captureHost) StatePut(int32, []byte, []byte) int32         { return 0 }
 func (h *captureHost) StateDelete(int32, []byte) int32              { return 0 }
 func (h *captureHost) Log(_ int32, msg []byte)                      { h.logs = append(h.logs, string(msg)) }
+func (h *captureHost) StreamTime() int64                            { return -1 }
 func (h *captureHost) StateScan(_ int32, _, _, dst []byte, _ int) ([]byte, int, int32) {
 	return dst, 0, 0
 }

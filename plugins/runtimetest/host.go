@@ -20,6 +20,8 @@ type MemHost struct {
 	data    []map[string][]byte
 	emitted [][]byte
 	logs    []string
+	// streamTime is what StreamTime returns (SetStreamTime).
+	streamTime int64
 }
 
 var _ plugins.Host = (*MemHost)(nil)
@@ -27,7 +29,7 @@ var _ plugins.Host = (*MemHost)(nil)
 // NewMemHost returns a MemHost whose stores are stores: StoreOpen of
 // stores[i] returns handle i, any other name abi.ErrBadStore.
 func NewMemHost(stores ...string) *MemHost {
-	h := &MemHost{stores: stores}
+	h := &MemHost{stores: stores, streamTime: -1}
 	for range stores {
 		h.data = append(h.data, map[string][]byte{})
 	}
@@ -131,6 +133,20 @@ func (h *MemHost) Log(level int32, msg []byte) {
 	h.logs = append(h.logs, string(msg))
 }
 
+// StreamTime implements plugins.Host: -1 unless set by SetStreamTime.
+func (h *MemHost) StreamTime() int64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.streamTime
+}
+
+// SetStreamTime sets what StreamTime returns from now on.
+func (h *MemHost) SetStreamTime(ts int64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.streamTime = ts
+}
+
 // Emitted returns the batches emitted since creation or the last Reset,
 // one per emit call.
 func (h *MemHost) Emitted() [][]byte {
@@ -189,6 +205,7 @@ func (h *DiscardHost) StoreOpen([]byte) int32               { return 0 }
 func (h *DiscardHost) StatePut(int32, []byte, []byte) int32 { return 0 }
 func (h *DiscardHost) StateDelete(int32, []byte) int32      { return 0 }
 func (h *DiscardHost) Log(int32, []byte)                    {}
+func (h *DiscardHost) StreamTime() int64                    { return -1 }
 func (h *DiscardHost) StateGet(int32, []byte) ([]byte, bool, int32) {
 	return h.Value, true, 0
 }

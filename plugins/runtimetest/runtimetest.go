@@ -84,6 +84,8 @@ var cases = []testCase{
 	{"HostileGuests", (*suite).hostileGuests},
 	{"TriggerParamsEchoOtherRecords", (*suite).triggerParamsEchoOtherRecords},
 	{"OutOfBoundsEveryHostFunction", (*suite).outOfBoundsEveryHostFunction},
+	{"StreamTimeWritesValue", (*suite).streamTimeWritesValue},
+	{"StreamTimeOutOfBounds", (*suite).streamTimeOutOfBounds},
 	{"OutputLimit", (*suite).outputLimit},
 	{"CallerContextStopsCall", (*suite).callerContextStopsCall},
 	{"MemoryLimitBelowModuleMinimum", (*suite).memoryLimitBelowModuleMinimum},

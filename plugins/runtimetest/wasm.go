@@ -14,6 +14,9 @@ type wasmModule struct {
 	imports []wasmImport
 	funcs   []int   // type index of each defined function
 	consts  []int32 // what each defined function returns (an i32 result)
+	// bodies, when bodies[i] is set, is function i's code instead
+	// (locals declaration, instructions, end).
+	bodies  [][]byte
 	memory  bool
 	exports []wasmExport
 }
@@ -94,6 +97,11 @@ func (m *wasmModule) bytes() []byte {
 	out = append(out, section(wasmasm.SectionExport, len(m.exports), b)...)
 	b = nil
 	for i, f := range m.funcs {
+		if i < len(m.bodies) && m.bodies[i] != nil {
+			b = append(b, leb(len(m.bodies[i]))...)
+			b = append(b, m.bodies[i]...)
+			continue
+		}
 		var body []byte
 		body = append(body, 0) // no locals
 		for _, r := range m.types[f][1] {
@@ -135,5 +143,58 @@ func validModule() *wasmModule {
 func NoopModule() []byte {
 	m := validModule()
 	m.consts[0] = 1024 // sluice_alloc
+	return m.bytes()
+}
+
+// streamTimeModule is an operator that reports what stream_time writes.
+// Imports: check_abi_version_1 (function 0), stream_time (1), log (2).
+// sluice_alloc returns 1024 (memory: 2 pages, never grown); sluice_init
+// calls stream_time(64) and logs the 8 bytes at 64; sluice_process calls
+// stream_time(p) where p is the low 32 bits of the first record's offset,
+// then logs the 8 bytes at p (level 0), or executes unreachable if
+// stream_time did not return OK.
+func streamTimeModule() []byte {
+	m := &wasmModule{memory: true}
+	m.importFunc(abi.Module, abi.FuncCheckVersion, nil, nil)
+	m.importFunc(abi.Module, abi.FuncStreamTime, []abi.ValType{i32}, []abi.ValType{i32})
+	m.importFunc(abi.Module, abi.FuncLog, []abi.ValType{i32, i32, i32}, nil)
+	m.exports = append(m.exports, wasmExport{abi.ExportMemory, 2, 0})
+	m.exportFunc(abi.ExportAlloc, []abi.ValType{i32}, []abi.ValType{i32})
+	m.exportFunc(abi.ExportInit, []abi.ValType{i32, i32}, []abi.ValType{i32})
+	m.exportFunc(abi.ExportProcess, []abi.ValType{i32, i32}, []abi.ValType{i32})
+	m.consts[0] = 1024
+	const (
+		localGet  = 0x20
+		localSet  = 0x21
+		i32Load   = 0x28
+		i32Const  = 0x41
+		call      = 0x10
+		i32Eqz    = 0x45
+		opIf      = 0x04
+		opElse    = 0x05
+		opEnd     = 0x0b
+		unreach   = 0x00
+		blockVoid = 0x40
+	)
+	m.bodies = [][]byte{
+		nil, // sluice_alloc: the constant 1024
+		{ // sluice_init
+			0,
+			i32Const, 0xc0, 0x00, call, 1, i32Eqz,
+			opIf, blockVoid,
+			i32Const, 0, i32Const, 0xc0, 0x00, i32Const, 8, call, 2,
+			opElse, unreach, opEnd,
+			i32Const, 0, opEnd,
+		},
+		{ // sluice_process
+			1, 1, byte(i32), // one i32 local (2): the pointer
+			localGet, 0, i32Load, 2, abi.BatchHeaderSize, localSet, 2,
+			localGet, 2, call, 1, i32Eqz,
+			opIf, blockVoid,
+			i32Const, 0, localGet, 2, i32Const, 8, call, 2,
+			opElse, unreach, opEnd,
+			i32Const, 0, opEnd,
+		},
+	}
 	return m.bytes()
 }

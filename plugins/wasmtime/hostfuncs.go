@@ -32,6 +32,7 @@ var hostFuncs = map[string]hostFunc{
 	abi.FuncStateScan:    hostStateScan,
 	abi.FuncLog:          hostLog,
 	abi.FuncSetError:     hostSetError,
+	abi.FuncStreamTime:   hostStreamTime,
 }
 
 // newLinker defines the sluice_v1 host functions and WASI preview 1 on a
@@ -214,4 +215,9 @@ func hostSetError(in *instance, args []uint64) int32 {
 	mem := in.guestMemory()
 	in.SetError(s32(args[0]), in.guestBytes(mem, abi.FuncSetError, "message", i32(args[1]), i32(args[2])))
 	return 0
+}
+
+func hostStreamTime(in *instance, args []uint64) int32 {
+	mem := in.guestMemory()
+	return in.StreamTime(in.guestBytes(mem, abi.FuncStreamTime, "out", i32(args[0]), 8))
 }

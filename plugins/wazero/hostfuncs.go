@@ -24,6 +24,7 @@ var hostFuncs = map[string]api.GoModuleFunc{
 	abi.FuncStateScan:    hostStateScan,
 	abi.FuncLog:          hostLog,
 	abi.FuncSetError:     hostSetError,
+	abi.FuncStreamTime:   hostStreamTime,
 }
 
 // fuelExport is the name under which package meter exports the fuel
@@ -144,4 +145,10 @@ func hostSetError(ctx context.Context, _ api.Module, stack []uint64) {
 	in := caller(ctx)
 	msg := in.guestBytes(abi.FuncSetError, "message", uint32(stack[1]), uint32(stack[2]))
 	in.SetError(int32(uint32(stack[0])), msg)
+}
+
+func hostStreamTime(ctx context.Context, _ api.Module, stack []uint64) {
+	in := caller(ctx)
+	out := in.guestBytes(abi.FuncStreamTime, "out", uint32(stack[0]), 8)
+	ret(stack, in.StreamTime(out))
 }

@@ -29,6 +29,7 @@ extern int32_t sluice_import_state_scan(int32_t store, const void *start, int32_
                                         int32_t elen, void *buf, int32_t cap);
 SLUICE_IMPORT("log") extern void sluice_import_log(int32_t level, const char *ptr, int32_t len);
 SLUICE_IMPORT("set_error") extern void sluice_import_set_error(int32_t index, const char *ptr, int32_t len);
+SLUICE_IMPORT("stream_time") extern int32_t sluice_import_stream_time(int64_t *out);
 
 /* ---- Constants of the layouts (abi/SPEC.md 5) ---- */
 
@@ -577,6 +578,28 @@ static int32_t broken_batch(const char *why, uint32_t i, uint32_t count) {
     return STATUS_BROKEN;
 }
 
+/* ---- Stream time and time keys ---- */
+
+int64_t sluice_stream_time(void) {
+    int64_t st = -1;
+    if (sluice_import_stream_time(&st) != SLUICE_OK) return -1;
+    return st;
+}
+
+void sluice_time_key(uint8_t out[8], int64_t ts) {
+    uint64_t u = (uint64_t)ts ^ ((uint64_t)1 << 63);
+    for (int i = 7; i >= 0; i--) {
+        out[i] = (uint8_t)u;
+        u >>= 8;
+    }
+}
+
+int64_t sluice_time_key_decode(const uint8_t in[8]) {
+    uint64_t u = 0;
+    for (int i = 0; i < 8; i++) u = u << 8 | in[i];
+    return (int64_t)(u ^ ((uint64_t)1 << 63));
+}
+
 static int32_t process_batch(const uint8_t *batch, int32_t batch_len) {
     if (batch_len < BATCH_HEADER_SIZE || batch == NULL) {
         emitter_reset(&emitter);
@@ -601,11 +624,16 @@ static int32_t process_batch(const uint8_t *batch, int32_t batch_len) {
         emitter.marks_cap = count;
     }
     if (sluice_on_batch_start) sluice_on_batch_start();
+    /* Each record's stream time: the batch's start, moved by its
+     * timestamps (negative ones never count: st >= -1). */
+    int64_t st = sluice_stream_time();
     sluice_record r;
     for (uint32_t i = 0; i < count; i++) {
         if ((size_t)(end - p) < RECORD_FIXED_SIZE) return broken_batch("truncated", i, count);
         r.offset = (int64_t)load64(p);
         r.timestamp = (int64_t)load64(p + 8);
+        if (r.timestamp > st) st = r.timestamp;
+        r.stream_time = st;
         r.input = load32(p + 16);
         r.partition = partition;
         r.index = i;

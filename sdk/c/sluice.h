@@ -95,6 +95,13 @@ typedef struct sluice_record {
     int32_t value_len;    /* -1 null */
     uint32_t header_count;
     const uint8_t *headers_; /* private: the encoded headers (validated) */
+    /* The task's stream time at this record (abi/SPEC.md 12.1): the
+     * largest timestamp >= 0 of the stream records handed to the operator
+     * up to and including this one, -1 if none. Computed by the SDK as
+     * max(sluice_stream_time(), timestamps of the batch's records up to
+     * this one); it does not depend on how the host cuts batches. A
+     * record with timestamp < stream_time is out of order. */
+    int64_t stream_time;
 } sluice_record;
 
 /* Sets *h to header i (0-based) of r. Returns 0, or SLUICE_ERR_INVALID if
@@ -146,7 +153,8 @@ void sluice_failf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* ---- State stores ---- */
 
-/* Resolves a store declared under stores: in the job file to a handle
+/* Resolves a store declared under stores: (or a table declared under
+ * tables:, read-only) in the job file to a handle
  * (>= 0), or returns SLUICE_ERR_BAD_STORE. Handles stay valid for the
  * instance's life; open once (sluice_on_init or lazily). */
 int32_t sluice_store_open(const char *name);
@@ -159,7 +167,8 @@ int32_t sluice_get(int32_t store, const void *key, int32_t key_len, void *buf, i
 
 /* Sets key to value (value_len 0 is an empty value; -1 is treated as 0).
  * Writes made in sluice_process are staged by the host and kept only if
- * the batch succeeds; reads see them. SLUICE_ERR_NOT_ALLOWED from init. */
+ * the batch succeeds; reads see them. SLUICE_ERR_NOT_ALLOWED from init,
+ * and on a table. */
 int32_t sluice_put(int32_t store, const void *key, int32_t key_len, const void *value, int32_t value_len);
 
 /* Removes key (absent keys are fine). */
@@ -178,6 +187,34 @@ typedef int (*sluice_scan_fn)(void *ctx, const uint8_t *key, int32_t key_len,
  * tell them apart from errors), or a negative code. */
 int32_t sluice_scan(int32_t store, const void *start, int32_t start_len, const void *end,
                     int32_t end_len, sluice_scan_fn fn, void *ctx);
+
+/* ---- Tables (abi/SPEC.md 12.4) ----
+ *
+ * A table of the job (tables: in the job file) is a store opened by name
+ * with sluice_store_open and read with sluice_get and sluice_scan. It is
+ * read-only: sluice_put and sluice_delete on its handle return
+ * SLUICE_ERR_NOT_ALLOWED (from the host). The host updates it between
+ * calls (a table record with a null value deletes its key), so do not
+ * keep values read from a table across batches. */
+
+/* ---- Stream time and time keys (abi/SPEC.md 12) ---- */
+
+/* The task's stream time at the start of the current batch (or, in
+ * sluice_on_init, as of the instance's start): the largest timestamp >= 0
+ * of the stream records handed to the operator before, -1 if none. Never
+ * the wall clock. The SDK asks the host once per batch; a record's own
+ * stream time is r->stream_time. */
+int64_t sluice_stream_time(void);
+
+/* Writes the 8-byte time key of ts (ms) to out: big-endian
+ * (uint64_t)ts ^ 1<<63, so that byte-wise order is timestamp order,
+ * negative timestamps included. Key windowed state by
+ * time key ++ id and expire it by scanning
+ * [sluice_time_key(INT64_MIN), sluice_time_key(cutoff)) and deleting. */
+void sluice_time_key(uint8_t out[8], int64_t ts);
+
+/* The timestamp encoded by the time key in in[0..7]. */
+int64_t sluice_time_key_decode(const uint8_t in[8]);
 
 /* ---- Parameters ---- */
 

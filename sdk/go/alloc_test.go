@@ -27,6 +27,7 @@ func (h *discardHost) StateDelete(int32, []byte) int32               { return 0 
 func (h *discardHost) StateScan(int32, []byte, []byte, []byte) int32 { return 0 }
 func (h *discardHost) Log(int32, string)                             {}
 func (h *discardHost) SetError(int32, string)                        {}
+func (h *discardHost) StreamTime() int64                             { return 1_700_000_000_000 }
 
 // batchFor encodes n records of 100-byte values into a region obtained
 // from the SDK's allocator, as the host does.
@@ -73,8 +74,37 @@ func countKeys(r *sluice.Record, out *sluice.Emitter) error {
 	return nil
 }
 
+var (
+	allocTable  = sluice.NewTableStore("alloc-table")
+	allocWindow = sluice.NewStore("alloc-window")
+	allocKey    []byte
+)
+
+// windowed reads a table, keeps a time-keyed entry per record and expires
+// entries by scan: the pattern of a join with expiring state.
+func windowed(r *sluice.Record, out *sluice.Emitter) error {
+	if _, _, err := allocTable.Get(r.Key); err != nil {
+		return err
+	}
+	allocKey = append(sluice.AppendTimeKey(allocKey[:0], r.Timestamp), r.Key...)
+	if err := allocWindow.Put(allocKey, r.Value); err != nil {
+		return err
+	}
+	allocKey = sluice.AppendTimeKey(allocKey[:0], r.StreamTime-60_000)
+	for k := range allocWindow.Scan(nil, allocKey) {
+		if err := allocWindow.Delete(k); err != nil {
+			return err
+		}
+	}
+	if err := allocWindow.Err(); err != nil {
+		return err
+	}
+	out.Emit(r.Key, r.Value)
+	return nil
+}
+
 func TestHotPathDoesNotAllocate(t *testing.T) {
-	for name, h := range map[string]sluice.HandlerFunc{"pass-through": passThrough, "typed state": countKeys} {
+	for name, h := range map[string]sluice.HandlerFunc{"pass-through": passThrough, "typed state": countKeys, "table and time keys": windowed} {
 		t.Run(name, func(t *testing.T) {
 			host := installDiscardHost(t)
 			sluice.OnInit(nil)

@@ -62,6 +62,17 @@
 // Stores must be declared in the job file. Their writes are replicated to
 // a changelog topic, from which the host restores them when needed.
 //
+// NewTableStore opens one of the job's tables (a compacted topic the host
+// keeps in a store, read-only for the operator and updated between calls).
+//
+// # Stream time
+//
+// Record.StreamTime is the task's stream time at the record: the largest
+// record timestamp handed to the operator so far, never the wall clock,
+// and the same whatever the batch cuts. With time keys (AppendTimeKey,
+// DecodeTimeKey), whose byte order is time order, windowed state is kept
+// in a store and expired with one Scan up to the cutoff's time key.
+//
 // # Testing
 //
 // The package also compiles natively. Package sdktest runs the registered

@@ -79,6 +79,13 @@ func hostLog(level int32, msg string) {
 	fmt.Fprintf(os.Stderr, "sluice [%s] %s\n", Level(level), msg)
 }
 
+func hostStreamTime() int64 {
+	if h := hostbridge.Current; h != nil {
+		return h.StreamTime()
+	}
+	return -1
+}
+
 func hostSetError(index int32, msg string) {
 	if h := hostbridge.Current; h != nil {
 		h.SetError(index, msg)

@@ -35,6 +35,9 @@ func importLog(level int32, ptr unsafe.Pointer, n uint32)
 //go:wasmimport sluice_v1 set_error
 func importSetError(index int32, ptr unsafe.Pointer, n uint32)
 
+//go:wasmimport sluice_v1 stream_time
+func importStreamTime(out unsafe.Pointer) int32
+
 func ptr(b []byte) (unsafe.Pointer, uint32) {
 	return unsafe.Pointer(unsafe.SliceData(b)), uint32(len(b))
 }
@@ -89,6 +92,19 @@ func hostLog(level int32, msg string) {
 func hostSetError(index int32, msg string) {
 	p, n := strPtr(msg)
 	importSetError(index, p, n)
+}
+
+// streamTimeOut receives stream_time's i64 (Wasm is little-endian); a
+// package variable, so that the call does not allocate.
+var streamTimeOut int64
+
+// hostStreamTime returns the stream time at the start of the call, or -1
+// if the host fails the call (it never does with a valid pointer).
+func hostStreamTime() int64 {
+	if importStreamTime(unsafe.Pointer(&streamTimeOut)) != 0 {
+		return -1
+	}
+	return streamTimeOut
 }
 
 //go:wasmexport sluice_alloc

@@ -146,6 +146,10 @@ func processBatch(batch []byte) (status int32) {
 	if batchStart != nil {
 		batchStart()
 	}
+	// The stream time at the start of the call; each record's is the max
+	// of it and the timestamps so far (negative timestamps do not count,
+	// as st >= -1).
+	st := hostStreamTime()
 	for ; uint32(i) < hdr.Count; i++ {
 		if len(b) < abi.RecordFixedSize {
 			return brokenBatch(fmt.Sprintf("record %d of %d is truncated", i, hdr.Count))
@@ -157,6 +161,10 @@ func processBatch(batch []byte) (status int32) {
 		r.Partition = partition
 		r.Offset = int64(load64(p))
 		r.Timestamp = int64(load64(unsafe.Add(p, 8)))
+		if r.Timestamp > st {
+			st = r.Timestamp
+		}
+		r.StreamTime = st
 		kl, vl, hc := load32(unsafe.Add(p, 20)), load32(unsafe.Add(p, 24)), load32(unsafe.Add(p, 28))
 		var ok bool
 		if r.Key, r.Value, b, ok = abi.TakeKeyValue(b[abi.RecordFixedSize:], kl, vl); !ok {

@@ -27,9 +27,20 @@ type Record struct {
 	// Timestamp is in milliseconds since the Unix epoch, as Kafka's
 	// record timestamps; Time converts it.
 	Timestamp int64
-	Key       []byte
-	Value     []byte
-	Headers   []Header
+	// StreamTime is the task's stream time at this record: the largest
+	// timestamp (>= 0) among the stream input records the task has handed
+	// to the operator up to and including this one, or -1 if none had
+	// one. It only moves forward (within a partition), never comes from
+	// the wall clock, and does not depend on how the host cuts batches:
+	// the SDK computes it as the max of the host's stream time at the
+	// start of the batch (the stream_time host function) and the
+	// timestamps of the batch's records up to this one. A record whose
+	// Timestamp is below StreamTime is out of order ("late" by
+	// StreamTime-Timestamp ms).
+	StreamTime int64
+	Key        []byte
+	Value      []byte
+	Headers    []Header
 }
 
 // Time is the record's timestamp as a time.Time in UTC.

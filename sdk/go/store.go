@@ -23,6 +23,9 @@ var (
 	// ErrHost: the host failed (for example its storage). The task is
 	// failing; return the error promptly.
 	ErrHost = errors.New("host error")
+	// ErrReadOnly: a Put or Delete on a table (NewTableStore), which only
+	// the host updates.
+	ErrReadOnly = errors.New("a table is read-only (the host updates it from its topic)")
 )
 
 func codeError(code int32) error {
@@ -48,6 +51,9 @@ func codeError(code int32) error {
 type Store struct {
 	name   string
 	handle int32 // -1 until resolved with store_open
+	// table: a read-only table of the job (NewTableStore), which the
+	// host changes between calls: not cached, never written.
+	table bool
 
 	// The state cache (cache.go).
 	cache      map[string]*cacheEntry
@@ -84,6 +90,31 @@ func NewStore(name string) *Store {
 	return s
 }
 
+// NewTableStore returns the read-only store of the job's table called name
+// (declared under tables: in the job file): the host keeps in it the
+// latest value of every key of the table's compacted topic, for the
+// task's partition, and applies the topic's records between calls, in
+// timestamp order with the stream records. Get, Scan and ScanPrefix work
+// as on any Store; Put and Delete return an error wrapping ErrReadOnly.
+// Reads are never cached across calls (the host changes the table between
+// them). Calls with the same name return the same *Store, so a typed view
+// is NewTable with the same name (its Put and Delete fail the same way).
+//
+// (sluice.NewTable is the older typed wrapper of any store; tables of the
+// job file are opened with NewTableStore.)
+func NewTableStore(name string) *Store {
+	s := NewStore(name)
+	s.table = true
+	return s
+}
+
+// IsTable reports whether s is a read-only table (NewTableStore).
+func (s *Store) IsTable() bool { return s.table }
+
+func (s *Store) readOnly(op string) error {
+	return fmt.Errorf("sluice: table %q: %s: %w", s.name, op, ErrReadOnly)
+}
+
 // resetStores forgets handles resolved against a previous host (tests).
 func resetStores() {
 	for _, s := range stores {
@@ -116,6 +147,10 @@ func (s *Store) fail(op string, code int32) error {
 // until the next call of a method of s (or of a Table over the same
 // store): copy it to keep it.
 func (s *Store) Get(key []byte) (value []byte, found bool, err error) {
+	if s.table {
+		// The host changes a table between calls: always ask it.
+		return s.get(key)
+	}
 	if e := s.lookup(key); e != nil && inProcess {
 		return e.value, e.found, nil
 	}
@@ -154,6 +189,9 @@ func (s *Store) get(key []byte) (value []byte, found bool, err error) {
 
 // Put sets key to value. A nil value is stored as an empty value.
 func (s *Store) Put(key, value []byte) error {
+	if s.table {
+		return s.readOnly("put")
+	}
 	if err := s.open(); err != nil {
 		return err
 	}
@@ -175,6 +213,9 @@ func (s *Store) Put(key, value []byte) error {
 
 // Delete removes key. Deleting a missing key is not an error.
 func (s *Store) Delete(key []byte) error {
+	if s.table {
+		return s.readOnly("delete")
+	}
 	if err := s.open(); err != nil {
 		return err
 	}

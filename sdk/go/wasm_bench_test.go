@@ -29,6 +29,7 @@ type benchHost struct {
 func (h *benchHost) Emit(b []byte) int32             { h.emitted += len(b); return 0 }
 func (h *benchHost) StoreOpen([]byte) int32          { return 0 }
 func (h *benchHost) Log(int32, []byte)               {}
+func (h *benchHost) StreamTime() int64               { return -1 }
 func (h *benchHost) StateDelete(int32, []byte) int32 { return 0 }
 func (h *benchHost) StatePut(_ int32, k, v []byte) int32 {
 	if old, ok := h.state[string(k)]; ok && cap(old) >= len(v) {

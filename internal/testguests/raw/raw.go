@@ -12,6 +12,7 @@
 package raw
 
 import (
+	"encoding/binary"
 	"unsafe"
 
 	"github.com/sluice-io/sluice/abi"
@@ -43,6 +44,9 @@ func logMsg(level int32, ptr, n uint32)
 
 //go:wasmimport sluice_v1 set_error
 func setError(index int32, ptr, n uint32)
+
+//go:wasmimport sluice_v1 stream_time
+func streamTime(ptr uint32) int32
 
 // ptr is the guest address of b's first byte (0 for an empty slice).
 func ptr(b []byte) uint32 { return uint32(uintptr(unsafe.Pointer(unsafe.SliceData(b)))) }
@@ -98,6 +102,15 @@ func Log(level int32, msg string) { logMsg(level, sptr(msg), uint32(len(msg))) }
 func LogRaw(level int32, p, n uint32) { logMsg(level, p, n) }
 
 // SetError reports record index as failed (index -1: init).
+// StreamTime returns the task's stream time at the start of the call.
+func StreamTime() int64 {
+	var b [8]byte
+	if c := streamTime(ptr(b[:])); c != 0 {
+		panic("stream_time: " + abi.Code(c).String())
+	}
+	return int64(binary.LittleEndian.Uint64(b[:]))
+}
+
 func SetError(index int32, msg string) { setError(index, sptr(msg), uint32(len(msg))) }
 
 func SetErrorRaw(index int32, p, n uint32) { setError(index, p, n) }

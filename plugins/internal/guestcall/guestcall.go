@@ -189,6 +189,13 @@ func (s *State) StateScan(store int32, start, end, buf []byte) int32 {
 	}
 }
 
+// StreamTime is stream_time: it writes the host's stream time as an i64
+// little-endian into out, the guest's 8 bytes at out_ptr.
+func (s *State) StreamTime(out []byte) int32 {
+	binary.LittleEndian.PutUint64(out[:8], uint64(s.Host.StreamTime()))
+	return int32(abi.OK)
+}
+
 // Log is log, with the message cut at abi.MaxLogMessage bytes.
 func (s *State) Log(level int32, msg []byte) {
 	if len(msg) > abi.MaxLogMessage {

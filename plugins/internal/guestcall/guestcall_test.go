@@ -72,6 +72,7 @@ func TestAllocationFree(t *testing.T) {
 		s.StateScan(0, key, key, buf)
 		s.SetError(0, key)
 		s.Log(0, key)
+		s.StreamTime(buf)
 	}); n != 0 {
 		t.Fatalf("%v allocations per run", n)
 	}
@@ -86,3 +87,15 @@ func (nopHost) StateScan(_ int32, _, _, dst []byte, _ int) ([]byte, int, int32) 
 	return dst, 0, 0
 }
 func (nopHost) Log(int32, []byte) {}
+func (nopHost) StreamTime() int64 { return -2 }
+
+func TestStreamTimeWritesLittleEndian(t *testing.T) {
+	s := &State{Host: nopHost{}}
+	buf := make([]byte, 10)
+	if c := s.StreamTime(buf[1:9]); c != 0 {
+		t.Fatalf("code %d", c)
+	}
+	if want := []byte{0, 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0}; string(buf) != string(want) {
+		t.Fatalf("wrote %x, want %x", buf, want)
+	}
+}

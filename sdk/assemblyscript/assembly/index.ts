@@ -35,6 +35,44 @@ declare function host_state_scan(store: i32, startPtr: usize, startLen: i32, end
 declare function host_log(level: i32, ptr: usize, len: i32): void;
 @external("sluice_v1", "set_error")
 declare function host_set_error(index: i32, ptr: usize, len: i32): void;
+@external("sluice_v1", "stream_time")
+declare function host_stream_time(outPtr: usize): i32;
+
+/** Receives stream_time's i64. */
+const streamTimeBuf: usize = memory.data(8);
+
+/** The task's stream time at the start of the current batch (in the init
+ * function: as of the instance's start): the largest timestamp >= 0 of
+ * the stream records handed to the operator before, -1 if none. Never the
+ * wall clock. A record's own stream time is Record.streamTime
+ * (abi/SPEC.md 12.1). */
+export function streamTime(): i64 {
+  if (host_stream_time(streamTimeBuf) != 0) return -1;
+  return load<i64>(streamTimeBuf);
+}
+
+/** The 8-byte time key of ts (ms): big-endian (ts as u64) ^ 1<<63, whose
+ * byte order is timestamp order, negative timestamps included. Key
+ * windowed state by time key ++ id; expire it by scanning
+ * [timeKey(i64.MIN_VALUE), timeKey(cutoff)) and deleting (abi/SPEC.md 12). */
+export function timeKey(ts: i64): Uint8Array {
+  const out = new Uint8Array(8);
+  let u = <u64>ts ^ (<u64>1 << 63);
+  for (let i = 7; i >= 0; i--) {
+    out[i] = <u8>u;
+    u >>= 8;
+  }
+  return out;
+}
+
+/** The timestamp of the time key at the start of b (at least 8 bytes;
+ * shorter: i64.MIN_VALUE). */
+export function timeKeyDecode(b: Uint8Array): i64 {
+  if (b.length < 8) return i64.MIN_VALUE;
+  let u: u64 = 0;
+  for (let i = 0; i < 8; i++) u = (u << 8) | <u64>b[i];
+  return <i64>(u ^ (<u64>1 << 63));
+}
 
 // ---- Codes (abi/SPEC.md 8.1) and SDK-only codes ----
 
@@ -149,6 +187,10 @@ export class Header {
 export class Record {
   offset: i64 = 0;
   timestamp: i64 = 0;
+  /** The task's stream time at this record: the max of streamTime() at
+   * the batch's start and the batch's timestamps up to this record (-1:
+   * none); it does not depend on how the host cuts batches. */
+  streamTime: i64 = -1;
   input: u32 = 0;
   partition: i32 = 0;
   /** 0-based index of the record in its batch. */
@@ -739,11 +781,14 @@ export function sluice_process(batch: usize, batchLen: i32): i32 {
     marksCap = count;
   }
   if (onBatchStart !== null) onBatchStart!();
+  let st = streamTime();
   const r = record;
   for (let i: u32 = 0; i < count; i++) {
     if (end - p < RECORD_FIXED_SIZE) return broken("truncated", i, count);
     r.offset = load<i64>(p);
     r.timestamp = load<i64>(p, 8);
+    if (r.timestamp > st) st = r.timestamp;
+    r.streamTime = st;
     r.input = load<u32>(p, 16);
     r.partition = partition;
     r.index = i;

@@ -35,6 +35,12 @@ type Config struct {
 	Params any
 	// Stores are the job's state store names.
 	Stores []string
+	// Tables are the names of the job's tables (tables: in the job
+	// file): stores the operator opens with sluice.NewTableStore and may
+	// only read (state_put and state_delete return ErrNotAllowed). Fill
+	// them with SetTableRow between calls, as the host does from the
+	// table's topic.
+	Tables []string
 	// Outputs is the number of output topics (default 1).
 	Outputs int
 	// OutputPartitions is the partition count of every output; an
@@ -96,6 +102,11 @@ type Host struct {
 	logs      []LogEntry
 	inCall    bool
 	emitCalls int
+	// names are the stores then the tables (index = handle).
+	names []string
+	// streamTime is stream_time's answer: -1 at Start, then advanced by
+	// every record passed to Process, or set by SetStreamTime.
+	streamTime int64
 }
 
 // guest is where the operator runs: in this process (native) or in a
@@ -114,8 +125,9 @@ func newHost(cfg Config) *Host {
 	if cfg.Outputs == 0 {
 		cfg.Outputs = 1
 	}
-	h := &Host{cfg: cfg}
-	for range cfg.Stores {
+	h := &Host{cfg: cfg, streamTime: -1}
+	h.names = append(slices.Clone(cfg.Stores), cfg.Tables...)
+	for range h.names {
 		h.committed = append(h.committed, map[string][]byte{})
 		h.staged = append(h.staged, map[string][]byte{})
 	}
@@ -206,7 +218,11 @@ func (h *Host) Close() error { return h.g.close() }
 // Process passes records to the operator as one batch. It returns the
 // emitted outputs, or a *RecordError when the operator failed a record;
 // then, as in sluice, none of the batch's outputs or state writes take
-// effect. Offsets left zero are numbered from the record's index.
+// effect. Offsets left zero are numbered from the record's index. The
+// records' StreamTime fields are ignored: the operator sees the host's
+// stream time (StreamTime) at the start of the batch, which afterwards
+// advances to the largest timestamp of the batch's records, whether the
+// batch succeeded or not (as sluice counts skipped records).
 func (h *Host) Process(records ...sluice.Record) ([]Output, error) {
 	size := abi.BatchHeaderSize
 	recs := make([]abi.Record, len(records))
@@ -234,6 +250,9 @@ func (h *Host) Process(records ...sluice.Record) ([]Output, error) {
 	h.inCall = true
 	err = h.g.process(n)
 	h.inCall = false
+	for i := range recs {
+		h.streamTime = max(h.streamTime, recs[i].Timestamp)
+	}
 	if err != nil {
 		h.discard()
 		return nil, err
@@ -262,9 +281,38 @@ func (h *Host) discard() {
 	h.emitted = nil
 }
 
-// State returns a copy of the committed entries of store.
+// StreamTime is the stream time the operator sees at the start of the
+// next batch (the stream_time host function): -1 after Start, then the
+// largest timestamp of the records processed so far, unless set with
+// SetStreamTime.
+func (h *Host) StreamTime() int64 { return h.streamTime }
+
+// SetStreamTime sets the stream time the next batch starts with (records
+// processed later advance it from there).
+func (h *Host) SetStreamTime(ts int64) { h.streamTime = ts }
+
+// SetTableRow sets key to value in table (one of Config.Tables), as the
+// host does when the table's topic has a record for key; a nil value (a
+// tombstone) deletes the key. Call it between batches.
+func (h *Host) SetTableRow(table string, key, value []byte) {
+	i := slices.Index(h.cfg.Tables, table)
+	if i < 0 {
+		panic(fmt.Sprintf("sdktest: SetTableRow: %q is not one of Config.Tables %q", table, h.cfg.Tables))
+	}
+	i += len(h.cfg.Stores)
+	if value == nil {
+		delete(h.committed[i], string(key))
+	} else {
+		h.committed[i][string(key)] = clone(value)
+	}
+}
+
+// readOnly reports whether handle is a table's.
+func (h *Host) readOnly(handle int32) bool { return int(handle) >= len(h.cfg.Stores) }
+
+// State returns a copy of the committed entries of store (or table).
 func (h *Host) State(store string) map[string]string {
-	i := slices.Index(h.cfg.Stores, store)
+	i := slices.Index(h.names, store)
 	if i < 0 {
 		return nil
 	}
@@ -275,9 +323,10 @@ func (h *Host) State(store string) map[string]string {
 	return out
 }
 
-// SetState writes an entry into store as if an earlier batch had.
+// SetState writes an entry into store as if an earlier batch had (or into
+// a table, as the host does from the table's topic).
 func (h *Host) SetState(store, key, value string) {
-	if i := slices.Index(h.cfg.Stores, store); i >= 0 {
+	if i := slices.Index(h.names, store); i >= 0 {
 		h.committed[i][key] = []byte(value)
 	}
 }
@@ -336,7 +385,7 @@ func clone(b []byte) []byte {
 }
 
 func (h *Host) StoreOpen(name string) int32 {
-	if i := slices.Index(h.cfg.Stores, name); i >= 0 {
+	if i := slices.Index(h.names, name); i >= 0 {
 		return int32(i)
 	}
 	return int32(abi.ErrBadStore)
@@ -370,7 +419,7 @@ func (h *Host) write(store int32, key, value []byte, del bool) int32 {
 	switch {
 	case !h.store(store):
 		return int32(abi.ErrBadStore)
-	case !h.inCall:
+	case !h.inCall, h.readOnly(store):
 		return int32(abi.ErrNotAllowed)
 	case len(key) > abi.MaxKeySize || len(value) > abi.MaxValueSize:
 		return int32(abi.ErrLimit)

@@ -135,3 +135,4 @@ func (p pluginHost) StateScan(store int32, start, end, dst []byte, max int) ([]b
 }
 
 func (p pluginHost) Log(level int32, msg []byte) { p.h.Log(level, string(msg)) }
+func (p pluginHost) StreamTime() int64           { return p.h.StreamTime() }

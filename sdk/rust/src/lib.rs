@@ -70,6 +70,7 @@ mod host {
         ) -> i32;
         pub fn log(level: i32, ptr: *const u8, len: i32);
         pub fn set_error(index: i32, ptr: *const u8, len: i32);
+        pub fn stream_time(out: *mut i64) -> i32;
     }
 }
 
@@ -114,6 +115,39 @@ mod host {
         let b = std::slice::from_raw_parts(ptr, len as usize);
         eprintln!("sluice set_error {}: {}", index, String::from_utf8_lossy(b));
     }
+    pub unsafe fn stream_time(_: *mut i64) -> i32 {
+        -8
+    }
+}
+
+// ---- Stream time and time keys (abi/SPEC.md 12) ----
+
+/// The task's stream time at the start of the current batch (in `init`:
+/// as of the instance's start): the largest timestamp ≥ 0 of the stream
+/// records handed to the operator before, or -1 if none. Never the wall
+/// clock. A record's own stream time is [`Record::stream_time`].
+pub fn stream_time() -> i64 {
+    let mut st: i64 = -1;
+    // SAFETY: st is 8 writable bytes.
+    if unsafe { host::stream_time(&mut st) } != 0 {
+        return -1;
+    }
+    st
+}
+
+/// The 8-byte time key of `ts` (milliseconds): big-endian
+/// `(ts as u64) ^ 1 << 63`, whose byte order is timestamp order, negative
+/// timestamps included. Key windowed state by time key ++ id, and expire
+/// it by scanning `[time_key(i64::MIN), time_key(cutoff))` and deleting.
+pub fn time_key(ts: i64) -> [u8; 8] {
+    ((ts as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+/// The timestamp of the time key at the start of `b`, or `None` if `b` is
+/// shorter than 8 bytes.
+pub fn time_key_decode(b: &[u8]) -> Option<i64> {
+    let k: [u8; 8] = b.get(..8)?.try_into().ok()?;
+    Some((u64::from_be_bytes(k) ^ (1 << 63)) as i64)
 }
 
 // ---- Layouts and limits (abi/SPEC.md 5 and 10) ----
@@ -302,6 +336,13 @@ pub struct Record<'a> {
     pub offset: i64,
     /// Milliseconds since the Unix epoch, -1 if none.
     pub timestamp: i64,
+    /// The task's stream time at this record (abi/SPEC.md 12.1): the
+    /// largest timestamp ≥ 0 of the stream records handed to the operator
+    /// up to and including this one, -1 if none. The SDK computes it as the
+    /// max of [`stream_time`] at the batch's start and the batch's
+    /// timestamps so far, so it does not depend on how the host cuts
+    /// batches.
+    pub stream_time: i64,
     /// Index of its topic in the job's inputs.
     pub input: u32,
     /// The input partition (the task's number).
@@ -873,6 +914,7 @@ pub mod __rt {
         emitter.reset();
         emitter.timestamp = TIMESTAMP_INHERIT;
         op.batch_start();
+        let mut stream_time = crate::stream_time();
         let mut c = Cursor { b: batch, at: BATCH_HEADER_SIZE };
         for i in 0..count {
             let bad = |why: &str| format!("record {} of {}: {}", i, count, why);
@@ -906,9 +948,12 @@ pub mod __rt {
                     return STATUS_BROKEN;
                 }
             }
+            let timestamp = le64(batch, at + 8) as i64;
+            stream_time = stream_time.max(timestamp);
             let r = Record {
                 offset: le64(batch, at) as i64,
-                timestamp: le64(batch, at + 8) as i64,
+                timestamp,
+                stream_time,
                 input: le32(batch, at + 16),
                 partition,
                 index: i,

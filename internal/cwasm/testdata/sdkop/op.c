@@ -1,6 +1,7 @@
 /* A test operator exercising the C SDK's API; the record's key is the
  * command, its value the argument. See cwasm_test.go. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "sluice.h"
@@ -84,6 +85,35 @@ int sluice_handle(const sluice_record *r, sluice_emitter *out) {
     if (is(r, "range")) {
         scan_ctx c = {out, 0, 0};
         return sluice_scan(store, "b", 1, "d", 1, on_entry, &c) != 0;
+    }
+    if (is(r, "st")) { /* the record's stream time, then the batch's */
+        int len = snprintf(buf, sizeof buf, "%lld %lld", (long long)r->stream_time, (long long)sluice_stream_time());
+        return sluice_emit(out, "st", 2, buf, len);
+    }
+    if (is(r, "tk")) { /* value: a decimal timestamp; emits its time key in hex and decoded */
+        char num[32];
+        int32_t nl = r->value_len < 31 ? r->value_len : 31;
+        memcpy(num, r->value, (size_t)nl);
+        num[nl] = 0;
+        int64_t ts = strtoll(num, NULL, 10);
+        uint8_t k[8];
+        sluice_time_key(k, ts);
+        int len = 0;
+        for (int i = 0; i < 8; i++) len += snprintf(buf + len, sizeof buf - (size_t)len, "%02x", k[i]);
+        len += snprintf(buf + len, sizeof buf - (size_t)len, " %lld", (long long)sluice_time_key_decode(k));
+        return sluice_emit(out, "tk", 2, buf, len);
+    }
+    if (is(r, "tput") || is(r, "tget")) { /* on table "t": put value=value, or get value */
+        int32_t t = sluice_store_open("t");
+        if (t < 0) return sluice_emit(out, "t", 1, "no table", 8);
+        if (is(r, "tput")) {
+            int len = snprintf(buf, sizeof buf, "%d", (int)sluice_put(t, r->value, r->value_len, r->value, r->value_len));
+            return sluice_emit(out, "tput", 4, buf, len);
+        }
+        int32_t got = sluice_get(t, r->value, r->value_len, buf, sizeof buf);
+        if (got == SLUICE_ERR_NOT_FOUND) return sluice_emit(out, "tget", 4, NULL, -1);
+        if (got < 0 || got > (int32_t)sizeof buf) return 1;
+        return sluice_emit(out, "tget", 4, buf, got);
     }
     if (is(r, "fwd")) return sluice_forward(out, r);
     if (is(r, "hdr")) {

@@ -22,6 +22,9 @@ type Host interface {
 	StateScan(store int32, start, end, buf []byte) int32
 	Log(level int32, msg string)
 	SetError(index int32, msg string)
+	// StreamTime is stream_time: the task's stream time at the start of
+	// the current call, -1 if none.
+	StreamTime() int64
 }
 
 // Exports are the SDK's sluice_alloc, sluice_init and sluice_process, plus

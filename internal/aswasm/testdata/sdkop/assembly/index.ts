@@ -2,7 +2,7 @@
 // key is the command, its value the argument. See aswasm_test.go.
 import {
   Emitter, Header, Record, Store, PARTITION_BY_KEY, TIMESTAMP_INHERIT, LEVEL_INFO, log, utf8,
-  paramString, paramInt, setHandler, setOnInit, setOnBatchStart,
+  paramString, paramInt, setHandler, setOnInit, setOnBatchStart, streamTime, timeKey, timeKeyDecode,
 } from "../../../../../sdk/assemblyscript/assembly/index";
 export { sluice_alloc, sluice_init, sluice_process } from "../../../../../sdk/assemblyscript/assembly/index";
 
@@ -62,6 +62,13 @@ function handle(r: Record, out: Emitter): string | null {
     out.emit(utf8("scanned"), utf8(rc.toString() + " " + scanned.toString()));
   } else if (cmd == "fwd") {
     out.forward(r);
+  } else if (cmd == "st") {
+    out.emit(utf8("st"), utf8(r.streamTime.toString() + " " + streamTime().toString()));
+  } else if (cmd == "tk") {
+    const k = timeKey(I64.parseInt(str(arg)));
+    let hex = "";
+    for (let i = 0; i < 8; i++) hex += (k[i] < 16 ? "0" : "") + k[i].toString(16);
+    out.emit(utf8("tk"), utf8(hex + " " + timeKeyDecode(k).toString()));
   } else if (cmd == "batches") {
     out.emit(utf8("batches"), utf8(batchStarts.toString()));
   } else if (cmd == "badout") {

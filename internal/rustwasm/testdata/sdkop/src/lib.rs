@@ -86,6 +86,17 @@ impl Operator for Op {
                 out.emit_to(1, 3, 1700000000123, None, Some(b"x"), &[Header { key: b"trace", value: None }]);
             }
             b"badout" => out.emit_to(5, PARTITION_BY_KEY, TIMESTAMP_INHERIT, Some(b"x"), Some(b"y"), &[]),
+            b"st" => {
+                let s = format!("{} {}", r.stream_time, sluice::stream_time());
+                out.emit(Some(b"st"), Some(s.as_bytes()));
+            }
+            b"tk" => {
+                let ts: i64 = std::str::from_utf8(arg).unwrap_or("").parse().unwrap_or(0);
+                let k = sluice::time_key(ts);
+                let hex: String = k.iter().map(|b| format!("{:02x}", b)).collect();
+                let s = format!("{} {:?}", hex, sluice::time_key_decode(&k));
+                out.emit(Some(b"tk"), Some(s.as_bytes()));
+            }
             b"meta" => {
                 let s = format!(
                     "{} {} {} {} {} {}",
