@@ -135,7 +135,13 @@ func TestMergeOrder(t *testing.T) {
 	if want := "in=0 off=5 ts=60 st=50 t=v47 put=-7"; string(last.value) != want {
 		t.Errorf("after restart: %q, want %q (stream time and table restored; the table is read-only)", last.value, want)
 	}
+	// Nothing else comes: in particular input b, at its end, is not read
+	// again from the start.
+	time.Sleep(500 * time.Millisecond)
 	st = n.status("j")
+	if c := n.count("out"); c != 9 || st.Tasks[p].RecordsIn != 1 {
+		t.Errorf("after restart: %d outputs and %d records in, want 9 and 1", c, st.Tasks[p].RecordsIn)
+	}
 	if tb := st.Tasks[p].Tables[0]; tb.Applied != 0 || tb.Position != 4 {
 		t.Errorf("after restart the table is %+v, want position 4 with nothing applied again", tb)
 	}

@@ -318,6 +318,7 @@ func (t *task) resetToCheckpoint() {
 	// again); records read ahead are read again.
 	for _, s := range t.sources {
 		s.q.clear()
+		s.q.end = s.pos
 	}
 	t.streamTime = t.committedStreamTime
 	t.streamTimeA.Store(t.streamTime)
@@ -439,6 +440,10 @@ func (t *task) loadPositions() error {
 		}
 		in.posA.Store(in.pos)
 		in.committedA.Store(in.committed)
+		// Nothing read ahead survives a (re)start: the merge reads from
+		// the position again.
+		in.q.clear()
+		in.q.end = in.pos
 	}
 	t.committedStreamTime = -1
 	if v, ok := t.job.offsets.Fact(g, t.streamTimeFact()); ok {
