@@ -196,7 +196,7 @@ type jobTotals struct {
 func totals(j host.JobStatus) jobTotals {
 	var t jobTotals
 	for _, task := range j.Tasks {
-		if task.State == host.TaskRunning {
+		if task.State == host.TaskRunning || task.State == host.TaskBootstrapping {
 			t.running++
 		}
 		t.in += task.RecordsIn

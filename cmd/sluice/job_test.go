@@ -200,7 +200,7 @@ func TestWriteJobStatus(t *testing.T) {
 	var b strings.Builder
 	writeJobStatus(&b, host.JobStatus{
 		Name: "join", State: host.JobRunning, Runtime: "wazero", ModuleSHA: "ab",
-		Inputs: []string{"left", "right"}, Outputs: []string{"out"},
+		Inputs: []string{"left", "right"}, Outputs: []string{"out"}, Tables: []string{"profiles"},
 		Tasks: []host.TaskStatus{{
 			Partition: 0, State: host.TaskRestoring,
 			Inputs: []host.InputPosition{
@@ -210,13 +210,23 @@ func TestWriteJobStatus(t *testing.T) {
 			RecordsIn: 12, RecordsOut: 3, RecordsPerSec: 2.4, Restarts: 2,
 			LastError: "trap\ngoroutine 1", LastErrorAt: at,
 			Restore: &host.RestoreProgress{Store: "counts", Restored: 40, Total: 100},
+			StreamTime: 1700000000123,
+			Tables:     []host.TablePosition{{Table: "p", Topic: "profiles", Position: 30, End: 120, BootstrapEnd: 100, Applied: 30}},
+		}, {
+			Partition: 1, State: host.TaskRunning, StreamTime: -1,
+			Inputs: []host.InputPosition{{Topic: "left", Position: 0, Committed: -1}, {Topic: "right", Position: 0, Committed: -1}},
+			Tables: []host.TablePosition{{Table: "p", Topic: "profiles", Position: 120, End: 120, BootstrapEnd: 100, Applied: 120}},
 		}},
 	})
 	out := b.String()
 	for _, want := range []*regexp.Regexp{
-		regexp.MustCompile(`(?m)^Tasks:\s+0 running of 1; 12 records in, 3 out, 2 records/s, lag 10$`),
+		regexp.MustCompile(`(?m)^Tasks:\s+1 running of 2; 12 records in, 3 out, 2 records/s, lag 10$`),
 		regexp.MustCompile(`(?m)^0\s+restoring\s+left\s+5\s+-\s+9\s+9\s+12\s+3\s+2\s+2\s+counts 40/100\s+03:04:05 trap \| goroutine 1$`),
 		regexp.MustCompile(`(?m)^\s+right\s+7\s+7\s+8\s+1\s*$`),
+		regexp.MustCompile(`(?m)^Tables:\s+profiles$`),
+		regexp.MustCompile(`(?m)^\s+stream time\s+2023-11-14T22:13:20.123Z\s*$`),
+		regexp.MustCompile(`(?m)^\s+profiles\s+30\s+-\s+120\s+90\s+table p, bootstrap 30/100\s*$`),
+		regexp.MustCompile(`(?m)^\s+profiles\s+120\s+-\s+120\s+0\s+table p, 120 applied\s*$`),
 	} {
 		if !want.MatchString(out) {
 			t.Errorf("status lacks %s:\n%s", want, out)
