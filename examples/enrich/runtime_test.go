@@ -13,6 +13,7 @@ import (
 
 	"github.com/sluice-io/sluice/abi"
 	"github.com/sluice-io/sluice/examples/enrich/gen"
+	"github.com/sluice-io/sluice/examples/internal/jointest"
 	"github.com/sluice-io/sluice/internal/cwasm"
 	"github.com/sluice-io/sluice/internal/gowasm"
 )
@@ -32,15 +33,6 @@ func modules(t *testing.T) (goWasm, cWasm []byte) {
 	return goWasm, cWasm
 }
 
-func format(outs []output) string {
-	var b strings.Builder
-	for _, o := range outs {
-		b.WriteString(o.String())
-		b.WriteByte('\n')
-	}
-	return b.String()
-}
-
 // Each partition's records, in the merged order, go through the Go and
 // the C operator in batches of random sizes (cut at every profile change,
 // which the host applies between calls, as it does): both emit the same
@@ -53,18 +45,18 @@ func TestOperatorsInTheRuntime(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	total := 0
 	for p := range gen.Partitions {
-		goOp := startOperator(t, goWasm, nil, nil, []string{"profiles"})
-		cOp := startOperator(t, cWasm, nil, nil, []string{"profiles"})
-		var got []output
+		goOp := jointest.StartOperator(t, goWasm, nil, nil, []string{"profiles"})
+		cOp := jointest.StartOperator(t, cWasm, nil, nil, []string{"profiles"})
+		var got []jointest.Output
 		var batch []abi.Record
 		limit := 1 + rng.IntN(40)
 		flush := func() {
 			if len(batch) == 0 {
 				return
 			}
-			g, c := goOp.process(p, batch), cOp.process(p, batch)
-			if format(g) != format(c) {
-				t.Fatalf("partition %d: outputs differ\nGo:\n%sC:\n%s", p, format(g), format(c))
+			g, c := goOp.Process(p, batch), cOp.Process(p, batch)
+			if jointest.Format(g) != jointest.Format(c) {
+				t.Fatalf("partition %d: outputs differ\nGo:\n%sC:\n%s", p, jointest.Format(g), jointest.Format(c))
 			}
 			got = append(got, g...)
 			batch, limit = batch[:0], 1+rng.IntN(40)
@@ -73,8 +65,8 @@ func TestOperatorsInTheRuntime(t *testing.T) {
 		for _, r := range gen.Merge(profiles[p], clicks[p]) {
 			if r.Topic == gen.ProfilesTopic {
 				flush()
-				goOp.table("profiles", r.Key, r.Value)
-				cOp.table("profiles", r.Key, r.Value)
+				goOp.Table("profiles", r.Key, r.Value)
+				cOp.Table("profiles", r.Key, r.Value)
 				continue
 			}
 			batch = append(batch, abi.Record{Offset: int64(offset), Timestamp: r.Timestamp, Key: r.Key, Value: r.Value})
@@ -104,17 +96,17 @@ func TestOperatorsInTheRuntime(t *testing.T) {
 func TestOperatorsEdgeCases(t *testing.T) {
 	goWasm, cWasm := modules(t)
 	for _, wasm := range [][]byte{goWasm, cWasm} {
-		op := startOperator(t, wasm, nil, nil, []string{"profiles"})
-		op.table("profiles", []byte("u"), []byte(`{"p":1}`))
-		op.table("profiles", []byte(""), []byte(`"empty key"`))
-		outs := op.process(2, []abi.Record{
+		op := jointest.StartOperator(t, wasm, nil, nil, []string{"profiles"})
+		op.Table("profiles", []byte("u"), []byte(`{"p":1}`))
+		op.Table("profiles", []byte(""), []byte(`"empty key"`))
+		outs := op.Process(2, []abi.Record{
 			{Timestamp: 5, Key: []byte("u"), Value: []byte(`{"c":1}`)},
 			{Offset: 1, Timestamp: 4, Key: []byte("v"), Value: []byte(`2`)},
 			{Offset: 2, Timestamp: 6, Key: nil, Value: nil},
 			{Offset: 3, Timestamp: 7, Key: []byte(""), Value: []byte{}},
 		})
-		op.table("profiles", []byte("u"), nil)
-		outs = append(outs, op.process(2, []abi.Record{{Offset: 4, Timestamp: 8, Key: []byte("u"), Value: []byte(`3`)}})...)
+		op.Table("profiles", []byte("u"), nil)
+		outs = append(outs, op.Process(2, []abi.Record{{Offset: 4, Timestamp: 8, Key: []byte("u"), Value: []byte(`3`)}})...)
 		want := []string{
 			`out=0 part=-1 ts=5 key="u" value="{\"click\":{\"c\":1},\"profile\":{\"p\":1}}"`,
 			`out=0 part=-1 ts=4 key="v" value="{\"click\":2,\"profile\":null}"`,
@@ -122,11 +114,11 @@ func TestOperatorsEdgeCases(t *testing.T) {
 			`out=0 part=-1 ts=7 key="" value="{\"click\":,\"profile\":\"empty key\"}"`,
 			`out=0 part=-1 ts=8 key="u" value="{\"click\":3,\"profile\":null}"`,
 		}
-		if got := format(outs); got != strings.Join(want, "\n")+"\n" {
+		if got := jointest.Format(outs); got != strings.Join(want, "\n")+"\n" {
 			t.Errorf("got\n%swant\n%s", got, strings.Join(want, "\n"))
 		}
-		if op.h.emitCalls != 2 {
-			t.Errorf("%d emit calls for 2 batches", op.h.emitCalls)
+		if op.Host.EmitCalls != 2 {
+			t.Errorf("%d emit calls for 2 batches", op.Host.EmitCalls)
 		}
 	}
 }

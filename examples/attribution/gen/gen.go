@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluice-io/sluice/examples/internal/genkit"
 )
 
 // Topics of the example.
@@ -39,15 +41,10 @@ const (
 
 // Record is a generated input record: key = ad id, value = impression or
 // click id.
-type Record struct {
-	Topic     string
-	Key       []byte
-	Value     []byte
-	Timestamp int64
-}
+type Record = genkit.Record
 
-// Input is the record's input index in the job: 0 impressions, 1 clicks.
-func (r Record) Input() int {
+// Input is r's input index in the job: 0 impressions, 1 clicks.
+func Input(r Record) int {
 	if r.Topic == ClicksTopic {
 		return 1
 	}
@@ -134,56 +131,14 @@ func Generate(seed uint64, impressions int) Data {
 	return d
 }
 
-// Partition is the partition of key among n, as Kafka's default
-// partitioner (and sluice) chooses it: murmur2 of the key, made positive,
-// modulo n.
-func Partition(key []byte, n int) int {
-	return int(murmur2(key)&0x7fffffff) % n
-}
+// Partition is the partition of an ad id among n, as Kafka's default
+// partitioner (and sluice) chooses it (genkit.Partition).
+func Partition(key []byte, n int) int { return genkit.Partition(key, n) }
 
-// murmur2 is Kafka's murmur2 hash (seed 0x9747b28c).
-func murmur2(data []byte) uint32 {
-	const (
-		seed = 0x9747b28c
-		m    = 0x5bd1e995
-		r    = 24
-	)
-	h := uint32(seed) ^ uint32(len(data))
-	i := 0
-	for ; len(data)-i >= 4; i += 4 {
-		k := uint32(data[i]) | uint32(data[i+1])<<8 | uint32(data[i+2])<<16 | uint32(data[i+3])<<24
-		k *= m
-		k ^= k >> r
-		k *= m
-		h *= m
-		h ^= k
-	}
-	switch len(data) - i {
-	case 3:
-		h ^= uint32(data[i+2]) << 16
-		fallthrough
-	case 2:
-		h ^= uint32(data[i+1]) << 8
-		fallthrough
-	case 1:
-		h ^= uint32(data[i])
-		h *= m
-	}
-	h ^= h >> 13
-	h *= m
-	h ^= h >> 15
-	return h
-}
-
-// ByPartition splits records by the partition of their key, keeping their
-// order: each partition's records in offset order.
+// ByPartition splits records by the partition of their ad, in offset
+// order (genkit.ByPartition).
 func ByPartition(recs []Record, partitions int) [][]Record {
-	out := make([][]Record, partitions)
-	for _, r := range recs {
-		p := Partition(r.Key, partitions)
-		out[p] = append(out[p], r)
-	}
-	return out
+	return genkit.ByPartition(recs, partitions)
 }
 
 // Merge returns one partition's records in the order the task handles
@@ -191,29 +146,10 @@ func ByPartition(recs []Record, partitions int) [][]Record {
 // each topic's records in offset order, so that a record older than its
 // predecessor waits for it (a merge of two offset-ordered sequences that
 // takes the smaller head).
-func Merge(impressions, clicks []Record) []Record {
-	out := make([]Record, 0, len(impressions)+len(clicks))
-	i, j := 0, 0
-	for i < len(impressions) || j < len(clicks) {
-		if j == len(clicks) || i < len(impressions) && impressions[i].Timestamp <= clicks[j].Timestamp {
-			out = append(out, impressions[i])
-			i++
-		} else {
-			out = append(out, clicks[j])
-			j++
-		}
-	}
-	return out
-}
+func Merge(impressions, clicks []Record) []Record { return genkit.Merge(impressions, clicks) }
 
-// Output is an output record of the job.
-type Output struct {
-	Key       string
-	Value     string
-	Timestamp int64
-}
-
-func (o Output) String() string { return fmt.Sprintf("%d %s %s", o.Timestamp, o.Key, o.Value) }
+// Output is an output record of the job; its String is "ts key value".
+type Output = genkit.Output
 
 // Result is the job's output: per output (index in Outputs), per
 // partition, the records in the order the task emits them (tests compare
@@ -251,7 +187,7 @@ func Expected(d Data, partitions int, window, lateness int64) (Result, Stats) {
 	var stats Stats
 	emit := func(output int, key, value string, ts int64) {
 		q := Partition([]byte(key), partitions)
-		res[output][q] = append(res[output][q], Output{key, value, ts})
+		res[output][q] = append(res[output][q], Output{Key: key, Value: value, Timestamp: ts})
 	}
 	type imp struct {
 		ad, id  string
@@ -335,25 +271,12 @@ func Expected(d Data, partitions int, window, lateness int64) (Result, Stats) {
 	return res, stats
 }
 
-// Sorted returns the records of outs as sorted strings: a multiset to
-// compare.
-func Sorted(outs []Output) []string {
-	s := make([]string, len(outs))
-	for i, o := range outs {
-		s[i] = o.String()
-	}
-	sort.Strings(s)
-	return s
-}
+// Sorted returns outs as sorted "ts key value" strings, a multiset
+// (genkit.Sorted).
+func Sorted(outs []Output) []string { return genkit.Sorted(outs) }
 
 // Produce writes recs to their topics with client, in order, partitioned
-// by key with the client's partitioner (franz-go's default hashes keys
-// with murmur2, as Kafka's), each with its own timestamp. It returns once
-// every record is acknowledged.
+// by an ad id, and returns once they are acknowledged (genkit.Produce).
 func Produce(ctx context.Context, client *kgo.Client, recs []Record) error {
-	krs := make([]*kgo.Record, len(recs))
-	for i, r := range recs {
-		krs[i] = &kgo.Record{Topic: r.Topic, Key: r.Key, Value: r.Value, Timestamp: time.UnixMilli(r.Timestamp)}
-	}
-	return client.ProduceSync(ctx, krs...).FirstErr()
+	return genkit.Produce(ctx, client, recs)
 }

@@ -10,16 +10,13 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"os"
 	"strings"
-	"time"
-
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluice-io/sluice/examples/attribution/gen"
+	"github.com/sluice-io/sluice/examples/internal/genkit"
 )
 
 func main() {
@@ -35,18 +32,8 @@ func main() {
 
 func run(brokers []string, impressions int, seed uint64) error {
 	d := gen.Generate(seed, impressions)
-	client, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
+	if err := genkit.ProduceTo(brokers, genkit.Batch{Name: "impressions", Records: d.Impressions}, genkit.Batch{Name: "clicks", Records: d.Clicks}); err != nil {
 		return err
-	}
-	defer client.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := gen.Produce(ctx, client, d.Impressions); err != nil {
-		return fmt.Errorf("impressions: %w", err)
-	}
-	if err := gen.Produce(ctx, client, d.Clicks); err != nil {
-		return fmt.Errorf("clicks: %w", err)
 	}
 	fmt.Printf("produced %d impressions to %s and %d clicks to %s\n", len(d.Impressions), gen.ImpressionsTopic, len(d.Clicks), gen.ClicksTopic)
 	want, stats := gen.Expected(d, gen.Partitions, gen.Window.Milliseconds(), gen.Lateness.Milliseconds())

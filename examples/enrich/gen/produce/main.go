@@ -8,16 +8,13 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"os"
 	"strings"
-	"time"
-
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluice-io/sluice/examples/enrich/gen"
+	"github.com/sluice-io/sluice/examples/internal/genkit"
 )
 
 func main() {
@@ -33,18 +30,8 @@ func main() {
 
 func run(brokers []string, clicks int, seed uint64) error {
 	d := gen.Generate(seed, clicks)
-	client, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
+	if err := genkit.ProduceTo(brokers, genkit.Batch{Name: "profiles", Records: d.Profiles}, genkit.Batch{Name: "clicks", Records: d.Clicks}); err != nil {
 		return err
-	}
-	defer client.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := gen.Produce(ctx, client, d.Profiles); err != nil {
-		return fmt.Errorf("profiles: %w", err)
-	}
-	if err := gen.Produce(ctx, client, d.Clicks); err != nil {
-		return fmt.Errorf("clicks: %w", err)
 	}
 	fmt.Printf("produced %d profile records to %s and %d clicks to %s\n", len(d.Profiles), gen.ProfilesTopic, len(d.Clicks), gen.ClicksTopic)
 	for p, outs := range gen.Expected(d, gen.Partitions) {
