@@ -78,3 +78,39 @@ func BenchmarkFlush(b *testing.B) {
 	b.StopTimer()
 	b.ReportMetric(float64(b.N*keys)/b.Elapsed().Seconds(), "keys/s")
 }
+
+// BenchmarkPutThenScan is a windowed join's access pattern: every record
+// writes a new key and then scans (for expired entries, for partners),
+// with 50k keys written since the last flush. One op is a put and a scan
+// of one small range; a call ends every 100 ops.
+func BenchmarkPutThenScan(b *testing.B) {
+	f := newFixture(b, "window")
+	s := f.open()
+	val := []byte("v")
+	key := func(i int) []byte { return []byte(fmt.Sprintf("k%09d", i)) }
+	for i := range 50_000 {
+		if err := s.Put(0, key(i*2), val); err != nil {
+			b.Fatal(err)
+		}
+	}
+	s.EndCall(true)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		k := key(100_001 + 2*i)
+		if err := s.Put(0, k, val); err != nil {
+			b.Fatal(err)
+		}
+		n := 0
+		if err := s.Scan(0, key(2*(i%50_000)), key(2*(i%50_000)+7), func(k, v []byte) bool { n++; return true }); err != nil {
+			b.Fatal(err)
+		}
+		if n != 4 {
+			b.Fatalf("scan found %d keys, want 4", n)
+		}
+		if i%100 == 99 {
+			s.EndCall(true)
+		}
+	}
+	s.EndCall(true)
+}

@@ -23,6 +23,7 @@ type entry struct {
 	stagedVal []byte // for stagedPut
 	state     entryState
 	staged    stagedState
+	ovGen     uint32 // == st.ovGen: in st.overlay or st.pending
 }
 
 type entryState uint8
@@ -163,7 +164,7 @@ func (s *State) Delete(h int32, key []byte) error {
 func (s *State) stage(e *entry, how stagedState) {
 	if e.staged == stagedNone {
 		s.staged = append(s.staged, e)
-		e.st.version++ // the entry may be new to the overlay
+		e.st.addToOverlay(e)
 	}
 	e.staged = how
 }
@@ -191,7 +192,6 @@ func (s *State) EndCall(commit bool) {
 			st.dirtyBytes += e.dirtySize()
 		}
 		e.staged = stagedNone
-		e.st.version++
 	}
 	clear(s.staged)
 	s.staged = s.staged[:0]

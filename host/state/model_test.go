@@ -104,6 +104,14 @@ func TestAgainstModel(t *testing.T) {
 			runModel(t, seed, ops)
 		})
 	}
+	// Entries new to a scan's overlay wait in a pending list that is
+	// merged into it past maxPending; a small one merges all the time.
+	t.Run("pending-merges", func(t *testing.T) {
+		old := maxPending
+		maxPending = 2
+		defer func() { maxPending = old }()
+		runModel(t, 4, ops)
+	})
 }
 
 func runModel(t *testing.T, seed uint64, ops int) {

@@ -134,9 +134,19 @@ type store struct {
 	dirty      []*entry
 	dirtyBytes int64
 
-	// overlay is the sorted list of entries with staged or dirty values,
-	// for Scan; rebuilt when version moves past overlayVersion.
+	// overlay and pending hold, sorted by key, every entry that has had a
+	// staged or dirty value since the overlay was last built, for Scan.
+	// Entries that gain one join pending (in order, by insertion) rather
+	// than the whole list being sorted again, because an operator that
+	// writes and scans in turn (a windowed join expiring state at every
+	// record) would otherwise sort the whole dirty set per scan. pending
+	// is merged into overlay when it grows past maxPending. The overlay
+	// is built again from the dirty set when version moves past
+	// overlayVersion (a flush, a rollback, a restore). ovGen tells which
+	// entries are already in overlay or pending.
 	overlay        []*entry
+	pending        []*entry
+	ovGen          uint32
 	version        uint64
 	overlayVersion uint64
 }

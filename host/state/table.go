@@ -37,7 +37,7 @@ func (s *State) ApplyTable(h int32, offset int64, key, value []byte) error {
 		st.dirtyBytes -= e.dirtySize()
 	} else {
 		st.dirty = append(st.dirty, e)
-		st.version++ // new to the overlay
+		st.addToOverlay(e)
 	}
 	if value != nil {
 		old := cap(e.val)
