@@ -248,3 +248,33 @@ func TestMergeWaitsForALaggingInput(t *testing.T) {
 		t.Errorf("a record waited %s for an empty input; the bound is 3s", d)
 	}
 }
+
+// TestStopInterruptsALongCall: stopping a job does not wait for a call
+// that runs long (here: forever, under a one-minute limit); the records
+// before it are checkpointed, so the next start neither repeats them nor
+// skips the interrupted one.
+func TestStopInterruptsALongCall(t *testing.T) {
+	n := newNode(t)
+	n.createTopic("in", 1)
+	spec := JobSpec{Name: "slow", Inputs: []string{"in"}, Outputs: []OutputSpec{{Topic: "out"}},
+		Parameters: map[string]any{"on": "stuck"}, Limits: LimitsSpec{CallTimeout: time.Minute}}
+	n.deploy(spec, "loop")
+	n.produce("in", 0, []kv{{value: []byte("a")}, {value: []byte("b")}})
+	n.waitCount("out", 2, 10*time.Second)
+	n.produce("in", 0, []kv{{value: []byte("stuck")}})
+	time.Sleep(300 * time.Millisecond) // the call is running
+	start := time.Now()
+	if err := n.m.Stop(context.Background(), "slow"); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("stopping took %s: it waited for the call", d)
+	}
+	if err := n.m.Start(context.Background(), "slow"); err != nil {
+		t.Fatal(err)
+	}
+	st := n.status("slow")
+	if in := st.Tasks[0].Inputs[0]; in.Committed != 2 {
+		t.Errorf("committed offset %d after the stop, want 2 (a and b done, the interrupted record not)", in.Committed)
+	}
+}

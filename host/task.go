@@ -2,6 +2,7 @@ package host
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"log/slog"
@@ -190,6 +191,10 @@ func (t *task) seed() uint64 {
 	h.Write([]byte(strconv.Itoa(int(t.partition))))
 	return h.Sum64()
 }
+
+// errStopped ends a run that a stop interrupted in the middle of a call;
+// nothing after the last checkpoint is kept.
+var errStopped = errors.New("stopped during a call")
 
 // requestStop asks the task to stop after its current batch and a final
 // checkpoint.

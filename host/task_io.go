@@ -1,7 +1,6 @@
 package host
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -167,6 +166,9 @@ func (t *task) processRange(lo, hi int) error {
 			}
 			failed, msg = lo+e.Index, e.Message
 		case *plugins.Fault:
+			if t.stopping() {
+				return errStopped
+			}
 			t.log.Warn("operator instance failed; running the batch in halves on a new instance to find the record at fault",
 				"records", hi-lo, "err", e.Error())
 			if err := t.replaceInstance(); err != nil {
@@ -218,25 +220,30 @@ func (e *poisonError) Error() string { return e.msg }
 // records of the chunk before it went through, so they are checkpointed,
 // and the restart begins at the failed record instead of appending their
 // outputs again on every retry.
+//
+// A stop that interrupted a call (errStopped) keeps the records before it
+// the same way, so that a stop never makes the next start repeat work.
 func (t *task) keepProgress(err error) error {
-	if _, ok := err.(*poisonError); !ok || t.progress == 0 {
+	if _, poisoned := err.(*poisonError); !poisoned && err != errStopped {
 		return err
 	}
-	n := uint64(t.progress)
-	t.recordsIn.Add(n)
-	t.m.recordsIn.Add(float64(n))
-	// Each input moves past its last record among those handled (a
-	// multi-input batch interleaves several inputs' records).
-	for _, in := range t.inputs {
-		for i := t.progress - 1; i >= 0; i-- {
-			if r := &t.recs[i]; r.in == in.index {
-				in.pos = r.off + 1
-				in.posA.Store(in.pos)
-				break
+	if t.progress > 0 {
+		n := uint64(t.progress)
+		t.recordsIn.Add(n)
+		t.m.recordsIn.Add(float64(n))
+		// Each input moves past its last record among those handled (a
+		// multi-input batch interleaves several inputs' records).
+		for _, in := range t.inputs {
+			for i := t.progress - 1; i >= 0; i-- {
+				if r := &t.recs[i]; r.in == in.index {
+					in.pos = r.off + 1
+					in.posA.Store(in.pos)
+					break
+				}
 			}
 		}
+		t.dirty = true
 	}
-	t.dirty = true
 	if cerr := t.checkpoint(); cerr != nil {
 		return fmt.Errorf("%w (and checkpointing the records before it failed: %v)", err, cerr)
 	}
@@ -286,7 +293,9 @@ func (t *task) call(lo, hi int) error {
 			size += abi.HeaderFixedSize + len(h.Key) + len(h.Value)
 		}
 	}
-	ctx := context.Background()
+	// A stop interrupts a long call: its effects are discarded and the
+	// records run again after the restart.
+	ctx := t.stopCtx
 	mem, err := t.inst.Input(ctx, size)
 	if err != nil {
 		return err

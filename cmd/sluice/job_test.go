@@ -209,7 +209,7 @@ func TestWriteJobStatus(t *testing.T) {
 			},
 			RecordsIn: 12, RecordsOut: 3, RecordsPerSec: 2.4, Restarts: 2,
 			LastError: "trap\ngoroutine 1", LastErrorAt: at,
-			Restore: &host.RestoreProgress{Store: "counts", Restored: 40, Total: 100},
+			Restore:    &host.RestoreProgress{Store: "counts", Restored: 40, Total: 100},
 			StreamTime: 1700000000123,
 			Tables:     []host.TablePosition{{Table: "p", Topic: "profiles", Position: 30, End: 120, BootstrapEnd: 100, Applied: 30}},
 		}, {
