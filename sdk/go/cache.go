@@ -104,6 +104,7 @@ func (s *Store) write(key, value []byte, found bool) {
 	e.record = recordIndex
 	if !e.dirty {
 		e.dirty = true
+		s.unsent = append(s.unsent, e)
 		if !e.written {
 			e.written = true
 			s.written = append(s.written, e)
@@ -118,7 +119,7 @@ func (s *Store) write(key, value []byte, found bool) {
 // sendWrites sends the writes not yet sent to the host. A refused write
 // fails the record that made it.
 func (s *Store) sendWrites() (failed int32, err error) {
-	for _, e := range s.written {
+	for i, e := range s.unsent {
 		if !e.dirty {
 			continue
 		}
@@ -134,10 +135,13 @@ func (s *Store) sendWrites() (failed int32, err error) {
 			if !e.found {
 				op = "delete"
 			}
+			s.unsent = s.unsent[i:]
 			return e.record, s.fail(op, code)
 		}
 		e.dirty = false
 	}
+	clear(s.unsent)
+	s.unsent = s.unsent[:0]
 	return 0, nil
 }
 
@@ -155,6 +159,8 @@ func (s *Store) endCall(ok bool) {
 	s.last = nil
 	clear(s.written)
 	s.written = s.written[:0]
+	clear(s.unsent)
+	s.unsent = s.unsent[:0]
 	s.active = false
 	if s.cacheBytes > cacheLimit {
 		clear(s.cache)

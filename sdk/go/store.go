@@ -59,6 +59,10 @@ type Store struct {
 	cache      map[string]*cacheEntry
 	cacheBytes int
 	written    []*cacheEntry
+	// unsent are the written entries not yet sent to the host (dirty), so
+	// that a scan, which sends them first, costs what was written since
+	// the last one rather than everything the call wrote.
+	unsent []*cacheEntry
 	active     bool
 	last       *cacheEntry
 	// val backs the values Get returns; scan and next back the one Scan
@@ -119,7 +123,7 @@ func (s *Store) readOnly(op string) error {
 func resetStores() {
 	for _, s := range stores {
 		s.handle = unopened
-		s.cache, s.cacheBytes, s.written, s.active, s.last = nil, 0, nil, false, nil
+		s.cache, s.cacheBytes, s.written, s.unsent, s.active, s.last = nil, 0, nil, nil, false, nil
 	}
 	activeStores = nil
 }

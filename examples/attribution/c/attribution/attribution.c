@@ -159,7 +159,26 @@ int sluice_on_init(const sluice_params *p) {
     return 0;
 }
 
-void sluice_on_batch_start(void) { expired_at = INT64_MIN; }
+/* Per store (impressions, clicks): the cutoff below which everything is
+ * already expired, so that an expiry scan starts there instead of walking
+ * over the entries deleted before (until the store compacts them away);
+ * committed_below is its value as of the last batch that committed, which
+ * a failed batch's retry starts from. */
+static int64_t expired_below[2] = {INT64_MIN, INT64_MIN};
+static int64_t committed_below[2] = {INT64_MIN, INT64_MIN};
+
+void sluice_on_batch_start(void) {
+    expired_at = INT64_MIN;
+    expired_below[0] = committed_below[0];
+    expired_below[1] = committed_below[1];
+}
+
+int sluice_on_batch_end(sluice_emitter *out) {
+    (void)out;
+    committed_below[0] = expired_below[0];
+    committed_below[1] = expired_below[1];
+    return 0;
+}
 
 static buf key, end, val, list, tmp;
 
@@ -191,10 +210,14 @@ static int expire(int64_t st, sluice_emitter *out) {
         int is_imps = pass == 0;
         int32_t store = is_imps ? imps : clks;
         int64_t cutoff = is_imps ? st - window_ms - lateness_ms : st - lateness_ms;
+        if (cutoff <= expired_below[pass]) continue;
         end.len = 0;
         if (!add_byte(&end, 'T') || !add_time(&end, cutoff)) return oom();
+        tmp.len = 0;
+        if (!add_byte(&tmp, 'T') || !add_time(&tmp, expired_below[pass])) return oom();
+        expired_below[pass] = cutoff;
         list.len = 0;
-        int32_t rc = sluice_scan(store, "T", 1, end.p, end.len, collect_expired, &is_imps);
+        int32_t rc = sluice_scan(store, tmp.p, tmp.len, end.p, end.len, collect_expired, &is_imps);
         if (rc == 1) return oom();
         if (rc < 0) return fail_code("scan", rc);
         for (int32_t at = 0; at < list.len;) {

@@ -50,6 +50,13 @@ var (
 	// expiredAt is the stream time of the last expiry of this batch:
 	// expiring again at the same stream time would find nothing.
 	expiredAt int64
+	// expiredBelow is, per store (impressions, clicks), the cutoff below
+	// which everything is already expired, so that an expiry scan starts
+	// there rather than at the oldest key: the deleted entries below it
+	// would otherwise be walked over again at every record (until the
+	// store compacts them away). It is the value as of the last batch
+	// whose writes committed; a batch that fails is retried from that.
+	expiredBelow, committedBelow [2]int64
 
 	key, end, val []byte
 	marks         [][]byte
@@ -63,7 +70,15 @@ type expiry struct {
 
 func init() {
 	sluice.OnInit(setup)
-	sluice.OnBatchStart(func() { expiredAt = math.MinInt64 })
+	committedBelow = [2]int64{math.MinInt64, math.MinInt64}
+	sluice.OnBatchStart(func() {
+		expiredAt = math.MinInt64
+		expiredBelow = committedBelow
+	})
+	sluice.OnBatchEnd(func(*sluice.Emitter) error {
+		committedBelow = expiredBelow
+		return nil
+	})
 	sluice.Handle(handle)
 }
 
@@ -130,13 +145,18 @@ func handle(r *sluice.Record, out *sluice.Emitter) error {
 
 // expire removes what st has expired, reporting unmatched impressions.
 func expire(st int64, out *sluice.Emitter) error {
-	for _, c := range []struct {
+	for i, c := range []struct {
 		s      *sluice.Store
 		cutoff int64
 	}{{impressions, st - window - lateness}, {clicks, st - lateness}} {
 		expired = expired[:0]
+		if c.cutoff <= expiredBelow[i] {
+			continue
+		}
+		key = sluice.AppendTimeKey(append(key[:0], 'T'), expiredBelow[i])
 		end = sluice.AppendTimeKey(append(end[:0], 'T'), c.cutoff)
-		for k, v := range c.s.Scan([]byte{'T'}, end) {
+		expiredBelow[i] = c.cutoff
+		for k, v := range c.s.Scan(key, end) {
 			ts, ad, id, ok := parseTime(k)
 			if !ok {
 				return fmt.Errorf("attribution: store %q: malformed key %q", c.s.Name(), k)
