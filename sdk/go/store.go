@@ -63,8 +63,8 @@ type Store struct {
 	// that a scan, which sends them first, costs what was written since
 	// the last one rather than everything the call wrote.
 	unsent []*cacheEntry
-	active     bool
-	last       *cacheEntry
+	active bool
+	last   *cacheEntry
 	// val backs the values Get returns; scan and next back the one Scan
 	// that may run at a time without allocating.
 	val      []byte
