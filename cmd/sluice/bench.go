@@ -45,7 +45,7 @@ bench.<p>.
 'sluice bench pipeline' measures Wasm jobs instead: see its help.`,
 	}
 	addBrokersFlag(cmd)
-	cmd.AddCommand(newBenchProduceCmd(), newBenchConsumeCmd(), newBenchPipelineCmd(), newBenchSwapCmd())
+	cmd.AddCommand(newBenchProduceCmd(), newBenchConsumeCmd(), newBenchPipelineCmd(), newBenchSwapCmd(), newBenchJoinCmd())
 	return cmd
 }
 

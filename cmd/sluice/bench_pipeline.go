@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/sluice-io/sluice/broker"
 	"github.com/sluice-io/sluice/broker/batch"
@@ -88,30 +89,44 @@ each stage had taken in all its input.`,
   sluice bench pipeline --lang all --runtime all
   sluice bench pipeline --case wordcount --records 5000000 --cpuprofile wc.pprof`,
 		Args: exactArgs(),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.validate(); err != nil {
-				return usageError{err}
-			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			ctx, cancel := context.WithTimeout(ctx, o.timeout)
-			defer cancel()
-			return runPipelineBench(ctx, cmd.OutOrStdout(), o)
-		},
+		RunE: o.runE(o.validate, func(ctx context.Context, w io.Writer) error { return runPipelineBench(ctx, w, o) }),
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.caseName, "case", "all", "passthrough, wordcount or all")
 	f.Int64Var(&o.records, "records", 2_000_000, "records for passthrough; words (approximately) for wordcount")
 	f.IntVar(&o.recordSize, "record-size", 100, "bytes of value per passthrough record")
 	f.StringVar(&o.lang, "lang", "go", "language of the operators: go, c, rust, as or all (examples/CASE/LANG)")
-	f.StringVar(&o.runtime, "runtime", runtimes.Default, "WebAssembly runtime of the jobs: "+strings.Join(runtimes.Known, ", ")+" or all (every one built into this binary)")
 	f.IntVar(&o.vocabulary, "vocabulary", 0, "distinct words of the wordcount text (Zipf-distributed made-up words); 0 uses the demo's word list")
-	f.Int32Var(&o.partitions, "partitions", 4, "partitions of the input topics (so tasks per job)")
+	o.nodeFlags(f, "partitions of the input topics (so tasks per job)", 10*time.Minute,
+		"write a CPU profile of each row's timed phase to FILE with the row's case, language and runtime added (x.pprof: x-passthrough-go-wazero.pprof, ...)")
+	return cmd
+}
+
+// nodeFlags adds the flags of the node and the rows that bench pipeline
+// and bench join share, with the help and default that differ.
+func (o *pipelineOptions) nodeFlags(f *pflag.FlagSet, partitionsHelp string, timeout time.Duration, cpuProfileHelp string) {
+	f.StringVar(&o.runtime, "runtime", runtimes.Default, "WebAssembly runtime of the jobs: "+strings.Join(runtimes.Known, ", ")+" or all (every one built into this binary)")
+	f.Int32Var(&o.partitions, "partitions", 4, partitionsHelp)
 	f.StringVar(&o.flush, "flush", "sync", "the node's flush policy: sync, interval or os")
 	f.StringVar(&o.dataDir, "data-dir", os.TempDir(), "parent directory of the node's temporary data directory")
-	f.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up after this long")
-	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of each row's timed phase to FILE with the row's case, language and runtime added (x.pprof: x-passthrough-go-wazero.pprof, ...)")
-	return cmd
+	f.DurationVar(&o.timeout, "timeout", timeout, "give up after this long")
+	f.StringVar(&o.cpuProfile, "cpuprofile", "", cpuProfileHelp)
+}
+
+// runE is the RunE of bench pipeline and bench join: a usage error unless
+// validate accepts the flags, else run until it ends, --timeout passes or
+// the process is interrupted.
+func (o *pipelineOptions) runE(validate func() error, run func(context.Context, io.Writer) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, _ []string) error {
+		if err := validate(); err != nil {
+			return usageError{err}
+		}
+		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		ctx, cancel := context.WithTimeout(ctx, o.timeout)
+		defer cancel()
+		return run(ctx, cmd.OutOrStdout())
+	}
 }
 
 func (o *pipelineOptions) validate() error {
@@ -129,7 +144,15 @@ func (o *pipelineOptions) validate() error {
 		return fmt.Errorf("--lang %q: want go, c, rust, as or all", o.lang)
 	case o.vocabulary < 0 || o.vocabulary == 1:
 		return fmt.Errorf("--vocabulary %d: must be 0 (the demo's words) or at least 2", o.vocabulary)
-	case o.partitions <= 0 || o.partitions > broker.MaxPartitions:
+	}
+	return o.validateNode()
+}
+
+// validateNode checks the flags of the node and the rows that bench
+// pipeline and bench join share (--partitions, --runtime, --flush) and
+// sets flushMode.
+func (o *pipelineOptions) validateNode() error {
+	if o.partitions <= 0 || o.partitions > broker.MaxPartitions {
 		return fmt.Errorf("--partitions %d: must be in 1..%d", o.partitions, broker.MaxPartitions)
 	}
 	if o.runtime != "all" {
@@ -159,37 +182,54 @@ type stageResult struct {
 // pipelineResult is one measured row: a case run by operators in one
 // language on one runtime.
 type pipelineResult struct {
+	benchRow
+	unit    string // what records counts: "records" or "words"
+	records int64
+	bytes   int64 // input payload bytes
+	elapsed time.Duration
+	stages  []stageResult
+}
+
+// benchRow is what every row of bench pipeline and bench join has: the
+// case, the operators' language and the runtime, what the untimed check
+// found, and why the row failed (to run or to verify), nil if it did not.
+type benchRow struct {
 	name          string // the case
 	lang, runtime string
-	unit          string // what records counts: "records" or "words"
-	records       int64
-	bytes         int64 // input payload bytes
-	elapsed       time.Duration
-	stages        []stageResult
-	// verified says what the untimed check found; err is why the row
-	// failed (to run or to verify), nil if it did not.
-	verified string
-	err      error
+	verified      string
+	err           error
 }
 
 // label names the row in profiles' file names and messages.
-func (r *pipelineResult) label() string { return r.name + "-" + r.lang + "-" + r.runtime }
+func (r *benchRow) label() string { return r.name + "-" + r.lang + "-" + r.runtime }
 
-func runPipelineBench(ctx context.Context, w io.Writer, o *pipelineOptions) error {
-	fmt.Fprintf(w, "bench pipeline: embedded node (flush=%s), %d partitions per input topic, GOMAXPROCS=%d\n", o.flush, o.partitions, runtime.GOMAXPROCS(0))
+func (r *benchRow) row() *benchRow { return r }
+
+// benchCase is one case of a bench command: run measures one row of it.
+type benchCase[R any] struct {
+	name string
+	run  func(context.Context, io.Writer, *R) error
+}
+
+// runBenchRows runs a bench command's rows: each case that --case selects,
+// in order, for each language (--lang, or allLangs for "all") and each
+// runtime (--runtime, or every one built in for "all"), each row under a
+// heading. rowDone, unless nil, prints a row that ran. Then table prints
+// the rows' table; the error says whether the run was stopped or rows
+// failed.
+func runBenchRows[R any, P interface {
+	*R
+	row() *benchRow
+}](ctx context.Context, w io.Writer, o *pipelineOptions, allLangs []string, cases []benchCase[R], rowDone func(io.Writer, *R), table func(io.Writer, []R)) error {
 	langs := []string{o.lang}
 	if o.lang == "all" {
-		langs = []string{"go", "c", "rust", "as"}
+		langs = allLangs
 	}
 	rts := []string{o.runtime}
 	if o.runtime == "all" {
 		rts = runtimes.Available()
 	}
-	cases := []struct {
-		name string
-		run  func(context.Context, io.Writer, *pipelineResult) error
-	}{{"passthrough", o.passthrough}, {"wordcount", o.wordcount}}
-	var results []pipelineResult
+	var results []R
 	var failed []string
 rows:
 	for _, c := range cases {
@@ -198,14 +238,18 @@ rows:
 		}
 		for _, lang := range langs {
 			for _, rt := range rts {
-				r := pipelineResult{name: c.name, lang: lang, runtime: rt}
+				var r R
+				row := P(&r).row()
+				row.name, row.lang, row.runtime = c.name, lang, rt
 				fmt.Fprintf(w, "\n== %s, %s operators, %s runtime\n", c.name, lang, rt)
-				if r.err = c.run(ctx, w, &r); r.err != nil {
+				if row.err = c.run(ctx, w, &r); row.err != nil {
 					// The other rows still run: one language's or
 					// runtime's failure is a result, not the end of the
 					// comparison.
-					fmt.Fprintf(w, "%s: %v\n", r.label(), r.err)
-					failed = append(failed, r.label())
+					fmt.Fprintf(w, "%s: %v\n", row.label(), row.err)
+					failed = append(failed, row.label())
+				} else if rowDone != nil {
+					rowDone(w, &r)
 				}
 				results = append(results, r)
 				if ctx.Err() != nil {
@@ -217,7 +261,7 @@ rows:
 		}
 	}
 	fmt.Fprintln(w)
-	writePipelineTable(w, results)
+	table(w, results)
 	if err := context.Cause(ctx); err != nil {
 		return fmt.Errorf("stopped after %d rows: %w", len(results), err)
 	}
@@ -227,17 +271,18 @@ rows:
 	return nil
 }
 
+func runPipelineBench(ctx context.Context, w io.Writer, o *pipelineOptions) error {
+	fmt.Fprintf(w, "bench pipeline: embedded node (flush=%s), %d partitions per input topic, GOMAXPROCS=%d\n", o.flush, o.partitions, runtime.GOMAXPROCS(0))
+	return runBenchRows(ctx, w, o, []string{"go", "c", "rust", "as"}, []benchCase[pipelineResult]{
+		{"passthrough", o.passthrough}, {"wordcount", o.wordcount},
+	}, nil, writePipelineTable)
+}
+
 // benchNode starts a fresh node for one case, so cases do not share
 // caches or disk state.
 func (o *pipelineOptions) benchNode(ctx context.Context) (*processingNode, func(), error) {
-	tmp, err := os.MkdirTemp(o.dataDir, "sluice-bench-pipeline-")
+	n, tmp, err := o.startBenchNode(ctx, "sluice-bench-pipeline-")
 	if err != nil {
-		return nil, nil, err
-	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	n, err := startProcessingNode(ctx, tmp, o.flushMode, log)
-	if err != nil {
-		os.RemoveAll(tmp)
 		return nil, nil, err
 	}
 	return n, func() {
@@ -246,6 +291,24 @@ func (o *pipelineOptions) benchNode(ctx context.Context) (*processingNode, func(
 		}
 		os.RemoveAll(tmp)
 	}, nil
+}
+
+// startBenchNode starts a node (logging warnings and errors) with its data
+// in a new temporary directory under --data-dir, named with prefix, and
+// returns it with the directory, which the caller removes after closing
+// the node.
+func (o *pipelineOptions) startBenchNode(ctx context.Context, prefix string) (*processingNode, string, error) {
+	tmp, err := os.MkdirTemp(o.dataDir, prefix)
+	if err != nil {
+		return nil, "", err
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	n, err := startProcessingNode(ctx, tmp, o.flushMode, log)
+	if err != nil {
+		os.RemoveAll(tmp)
+		return nil, "", err
+	}
+	return n, tmp, nil
 }
 
 // deployStopped builds (once per run: rows on other runtimes reuse the

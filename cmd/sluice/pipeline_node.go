@@ -120,6 +120,16 @@ func (n *processingNode) createTopic(name string, partitions int32) error {
 // highWatermarks sums a topic's high watermarks over its partitions, which
 // for a topic that was never truncated is its record count.
 func (n *processingNode) highWatermarks(topic string) (int64, error) {
+	return n.sumPartitions(topic, (*storage.Partition).HighWatermark)
+}
+
+// topicBytes sums the sizes of a topic's partitions' segments.
+func (n *processingNode) topicBytes(topic string) (int64, error) {
+	return n.sumPartitions(topic, (*storage.Partition).Size)
+}
+
+// sumPartitions sums f over a topic's partitions.
+func (n *processingNode) sumPartitions(topic string, f func(*storage.Partition) int64) (int64, error) {
 	info, ok := n.b.Topic(topic)
 	if !ok {
 		return 0, fmt.Errorf("topic %s does not exist", topic)
@@ -130,7 +140,7 @@ func (n *processingNode) highWatermarks(topic string) (int64, error) {
 		if err != nil {
 			return 0, err
 		}
-		sum += part.HighWatermark()
+		sum += f(part)
 	}
 	return sum, nil
 }
@@ -138,9 +148,32 @@ func (n *processingNode) highWatermarks(topic string) (int64, error) {
 // appendRecords writes records straight into the topic's partitions with
 // the storage API (no network, no Kafka client): gen(p, i) gives the key
 // and value of the i-th record of partition p, for i < perPartition[p].
+// Every record has the time its batch was started as its timestamp.
 // Batches are appended asynchronously and waited for once per partition,
 // so fsyncs are shared. Partitions are written in parallel.
 func (n *processingNode) appendRecords(topic string, perPartition []int64, batchRecords int, gen func(p int32, i int64) (key, value []byte)) error {
+	return n.appendBatches(topic, perPartition, batchRecords, func(p int32, i, now int64) ([]byte, []byte, int64) {
+		k, v := gen(p, i)
+		return k, v, now
+	})
+}
+
+// appendTimed is appendRecords with each record's timestamp given by gen:
+// gen(p, i) gives the key, value and timestamp of the i-th record of
+// partition p. The builder copies key and value, so gen may reuse one
+// buffer per partition.
+func (n *processingNode) appendTimed(topic string, perPartition []int64, batchRecords int, gen func(p int32, i int64) (key, value []byte, ts int64)) error {
+	return n.appendBatches(topic, perPartition, batchRecords, func(p int32, i, _ int64) ([]byte, []byte, int64) {
+		return gen(p, i)
+	})
+}
+
+// appendBatches writes batches of batchRecords records into the topic's
+// partitions, the partitions in parallel: gen(p, i, now) gives the key,
+// value and timestamp of the i-th record of partition p, now being the
+// time (Unix ms) its batch was started. A batch's base timestamp is its
+// first record's.
+func (n *processingNode) appendBatches(topic string, perPartition []int64, batchRecords int, gen func(p int32, i, now int64) (key, value []byte, ts int64)) error {
 	var wg sync.WaitGroup
 	errs := make([]error, len(perPartition))
 	for p := range perPartition {
@@ -154,21 +187,23 @@ func (n *processingNode) appendRecords(topic string, perPartition []int64, batch
 	return errors.Join(errs...)
 }
 
-func (n *processingNode) appendPartition(topic string, p int32, count int64, batchRecords int, gen func(p int32, i int64) (key, value []byte)) error {
+func (n *processingNode) appendPartition(topic string, p int32, count int64, batchRecords int, gen func(p int32, i, now int64) (key, value []byte, ts int64)) error {
 	part, err := n.b.Partition(topic, p)
 	if err != nil {
 		return err
 	}
 	var (
 		bld  batch.Builder
-		last storage.Pending
+		last storage.Pending // a zero Pending (count 0) waits for nothing
 	)
 	for i := int64(0); i < count; {
 		now := time.Now().UnixMilli()
-		bld.Reset(now)
 		for j := 0; j < batchRecords && i < count; j++ {
-			k, v := gen(p, i)
-			bld.Add(int32(j), now, k, v, nil)
+			k, v, ts := gen(p, i, now)
+			if j == 0 {
+				bld.Reset(ts)
+			}
+			bld.Add(int32(j), ts, k, v, nil)
 			i++
 		}
 		_, pending, err := part.AppendAsync(bld.Finish(), 0)
