@@ -155,6 +155,11 @@ func (t *task) processRange(lo, hi int) error {
 			return nil
 		}
 		t.abortCall()
+		if t.stopping() {
+			// The call may have failed because the stop cancelled it;
+			// whatever it was, it runs again after the next start.
+			return errStopped
+		}
 		var msg string
 		failed := -1
 		// Type assertions, not errors.As: the runtime returns these as
@@ -166,9 +171,6 @@ func (t *task) processRange(lo, hi int) error {
 			}
 			failed, msg = lo+e.Index, e.Message
 		case *plugins.Fault:
-			if t.stopping() {
-				return errStopped
-			}
 			t.log.Warn("operator instance failed; running the batch in halves on a new instance to find the record at fault",
 				"records", hi-lo, "err", e.Error())
 			if err := t.replaceInstance(); err != nil {
