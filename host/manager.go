@@ -529,7 +529,8 @@ func (m *Manager) planTopics(spec JobSpec) (*topicPlan, error) {
 // checkCopartitioned samples the keys of a multi-source job's inputs and
 // tables (see copartition.go).
 func (m *Manager) checkCopartitioned(spec JobSpec) error {
-	topics := append(append([]string(nil), spec.Inputs...), make([]string, 0, len(spec.Tables))...)
+	topics := make([]string, 0, len(spec.Inputs)+len(spec.Tables))
+	topics = append(topics, spec.Inputs...)
 	for _, tb := range spec.Tables {
 		topics = append(topics, tb.Topic)
 	}
