@@ -112,13 +112,7 @@ func (t *task) setPosition(s *inputSource, pos int64) {
 // are applied, or stream records processed in one call, whichever comes
 // first in the merge order. It reports whether anything was handled.
 func (t *task) stepMerged() (bool, error) {
-	var now time.Time
-	clock := func() time.Time {
-		if now.IsZero() {
-			now = time.Now()
-		}
-		return now
-	}
+	t.now = time.Time{}
 	progressed := false
 	for _, s := range t.sources {
 		if !s.q.empty() {
@@ -132,14 +126,14 @@ func (t *task) stepMerged() (bool, error) {
 		if !s.q.empty() {
 			s.q.idleSince = time.Time{}
 		} else if s.q.idleSince.IsZero() && s.pos >= s.part.HighWatermark() {
-			s.q.idleSince = clock()
+			s.q.idleSince = t.clock()
 		}
 	}
 	t.wakeAt = time.Time{}
 	t.recs, t.hdrs = t.recs[:0], t.hdrs[:0]
 	size := 0
 	for size < t.job.spec.Limits.MaxBatchBytes {
-		s := t.nextSource(clock)
+		s := t.nextSource()
 		if s == nil {
 			break
 		}
@@ -181,7 +175,7 @@ func (t *task) stepMerged() (bool, error) {
 // nextSource returns the source whose next record comes first in the
 // merge order, or nil when there is none or when a source without records
 // must be read or waited for first (t.wakeAt then says until when).
-func (t *task) nextSource(clock func() time.Time) *inputSource {
+func (t *task) nextSource() *inputSource {
 	var best *inputSource
 	for _, s := range t.sources {
 		if s.q.empty() {
@@ -189,9 +183,9 @@ func (t *task) nextSource(clock func() time.Time) *inputSource {
 				return nil // records to read first: the next step does
 			}
 			if s.q.idleSince.IsZero() {
-				s.q.idleSince = clock()
+				s.q.idleSince = t.clock()
 			}
-			if until := s.q.idleSince.Add(t.job.spec.MaxInputWait); clock().Before(until) {
+			if until := s.q.idleSince.Add(t.job.spec.MaxInputWait); t.clock().Before(until) {
 				if t.wakeAt.IsZero() || until.Before(t.wakeAt) {
 					t.wakeAt = until
 				}
@@ -207,6 +201,14 @@ func (t *task) nextSource(clock func() time.Time) *inputSource {
 		t.wakeAt = time.Time{} // nothing to wait for: every source is dry
 	}
 	return best
+}
+
+// clock is the time of the current merge step, read once.
+func (t *task) clock() time.Time {
+	if t.now.IsZero() {
+		t.now = time.Now()
+	}
+	return t.now
 }
 
 // mergesBefore reports whether a's next record comes before b's.

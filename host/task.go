@@ -46,6 +46,7 @@ type task struct {
 	// wakeAt is when an input the merge is waiting for stops being
 	// waited for (zero: not waiting).
 	wakeAt  time.Time
+	now     time.Time // the current merge step's time (clock)
 	outputs []*outputSink
 	dlq     *outputSink // nil unless on-error is dead-letter
 
