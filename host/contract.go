@@ -79,7 +79,26 @@ type StoreSpec struct {
 type TableSpec struct {
 	Name  string `json:"name"`
 	Topic string `json:"topic"`
+	// Bootstrap says how a task starts with the table: BootstrapTimestamp
+	// (the default) or BootstrapFull.
+	Bootstrap string `json:"bootstrap,omitempty"`
 }
+
+// Table bootstrap modes.
+const (
+	// BootstrapTimestamp: the table's records take their place in the
+	// timestamp order from the start, so that a stream record sees the
+	// table as of its own timestamp, whenever the task runs (Kafka
+	// Streams' KTable). A table loaded before the stream is read
+	// completely before the stream's first record.
+	BootstrapTimestamp = "timestamp"
+	// BootstrapFull: at every start, the task applies the table up to the
+	// end it has at that moment before any stream record, whatever the
+	// timestamps (Samza's bootstrap streams); later records go in
+	// timestamp order. A stream record may then see a table row newer
+	// than itself, and what it sees depends on when the task started.
+	BootstrapFull = "full"
+)
 
 // LimitsSpec is the job file's limits section. Zero: the defaults of
 // package plugins (and 1 MiB for MaxBatchBytes).

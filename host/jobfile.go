@@ -112,7 +112,7 @@ var (
 	topKeys    = []string{"name", "module", "source", "runtime", "inputs", "outputs", "stores", "tables", "parameters", "limits", "on-error", "dead-letter-topic", "commit-interval", "max-input-wait"}
 	outputKeys = []string{"topic", "partitions", "config"}
 	storeKeys  = []string{"name", "changelog"}
-	tableKeys  = []string{"name", "topic"}
+	tableKeys  = []string{"name", "topic", "bootstrap"}
 	limitKeys  = []string{"memory", "call-timeout", "max-output-bytes", "max-batch-bytes"}
 )
 
@@ -300,6 +300,13 @@ func normalize(spec JobSpec, file string) (JobSpec, error) {
 		key := fmt.Sprintf("tables[%d]", i)
 		if tb.Name == "" {
 			tb.Name = tb.Topic
+		}
+		switch tb.Bootstrap {
+		case "":
+			tb.Bootstrap = BootstrapTimestamp
+		case BootstrapTimestamp, BootstrapFull:
+		default:
+			p.add(key+".bootstrap", "%q is not a bootstrap mode (use timestamp or full)", tb.Bootstrap)
 		}
 		switch msg := checkName(tb.Topic); {
 		case tb.Topic == "":
@@ -608,8 +615,9 @@ func getTables(p *problems, v any) []TableSpec {
 		case map[string]any:
 			checkKeys(p, key+".", tb, tableKeys)
 			out = append(out, TableSpec{
-				Name:  getString(p, tb, "name", ""),
-				Topic: getString(p, tb, "topic", ""),
+				Name:      getString(p, tb, "name", ""),
+				Topic:     getString(p, tb, "topic", ""),
+				Bootstrap: getString(p, tb, "bootstrap", ""),
 			})
 		default:
 			p.add(key, "%s is not a table (a topic name, or a map with name and topic)", describe(x))

@@ -32,6 +32,7 @@ tables:
   - profiles
   - name: geo
     topic: geo-table
+    bootstrap: full
 max-input-wait: 2s
 parameters:
   minLength: 3
@@ -61,7 +62,7 @@ commit-interval: 250ms
 			{Name: "counts", Changelog: "count-counts-changelog"},
 			{Name: "seen", Changelog: "seen-log"},
 		},
-		Tables:          []TableSpec{{Name: "profiles", Topic: "profiles"}, {Name: "geo", Topic: "geo-table"}},
+		Tables:          []TableSpec{{Name: "profiles", Topic: "profiles", Bootstrap: BootstrapTimestamp}, {Name: "geo", Topic: "geo-table", Bootstrap: BootstrapFull}},
 		MaxInputWait:    2 * time.Second,
 		Parameters:      map[string]any{"minLength": 3, "Nested": map[string]any{"A": 1}},
 		Limits:          LimitsSpec{MemoryBytes: 64 << 20, CallTimeout: 5 * time.Second, MaxOutputBytes: 1 << 20, MaxBatchBytes: 65536},

@@ -278,3 +278,34 @@ func TestStopInterruptsALongCall(t *testing.T) {
 		t.Errorf("committed offset %d after the stop, want 2 (a and b done, the interrupted record not)", in.Committed)
 	}
 }
+
+// TestTableBootstrapModes: by default a stream record sees the table as
+// of its own timestamp, so a row written later (in time) is not seen
+// yet; with bootstrap: full the whole table present at the start is
+// applied first.
+func TestTableBootstrapModes(t *testing.T) {
+	n := newNode(t)
+	n.createTopic("a", 1)
+	n.createTopic("b", 1)
+	n.createTopic("tbl", 1)
+	n.produceAt("tbl", 0, tsRec{"k", "old", 5, false}, tsRec{"k", "new", 100, false})
+	n.produceAt("a", 0, tsRec{"k", "c1", 10, false})
+	byTime := joinSpec("bytime")
+	byTime.Outputs = []OutputSpec{{Topic: "out-time"}}
+	full := joinSpec("full")
+	full.Outputs = []OutputSpec{{Topic: "out-full"}}
+	full.Tables[0].Bootstrap = BootstrapFull
+	n.deploy(byTime, "joinprobe")
+	n.deploy(full, "joinprobe")
+	n.waitCount("out-time", 1, 30*time.Second)
+	n.waitCount("out-full", 1, 30*time.Second)
+	if got := probeValues(n, "out-time", 0); len(got) != 1 || got[0] != "in=0 off=0 ts=10 t=old" {
+		t.Errorf("bootstrap: timestamp gave %q, want the row as of ts 10 (old)", got)
+	}
+	if got := probeValues(n, "out-full", 0); len(got) != 1 || got[0] != "in=0 off=0 ts=10 t=new" {
+		t.Errorf("bootstrap: full gave %q, want the whole table first (new)", got)
+	}
+	if _, err := ParseJob("x.yaml", []byte("name: j\nmodule: m\ninputs: [a]\noutputs: [o]\ntables:\n  - {topic: t, bootstrap: eager}\n")); err == nil || !strings.Contains(err.Error(), `tables[0].bootstrap: "eager" is not a bootstrap mode`) {
+		t.Errorf("bad bootstrap mode: %v", err)
+	}
+}

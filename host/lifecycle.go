@@ -156,7 +156,7 @@ func sameTopics(old, spec JobSpec) error {
 		problem = "outputs differ"
 	case !slices.EqualFunc(old.Stores, spec.Stores, func(a, b StoreSpec) bool { return a.Name == b.Name && a.Changelog == b.Changelog }):
 		problem = "stores differ"
-	case !slices.Equal(old.Tables, spec.Tables):
+	case !slices.EqualFunc(old.Tables, spec.Tables, func(a, b TableSpec) bool { return a.Name == b.Name && a.Topic == b.Topic }):
 		problem = "tables differ"
 	case old.DeadLetterTopic != spec.DeadLetterTopic || (old.OnError == PolicyDeadLetter) != (spec.OnError == PolicyDeadLetter):
 		problem = "the dead-letter topic differs"

@@ -663,7 +663,8 @@ func (m *Manager) startTasks(j *job) error {
 		}
 		tables := make([]*inputSource, len(spec.Tables))
 		for i, tb := range spec.Tables {
-			tables[i] = &inputSource{index: uint32(i), topic: tb.Topic, part: tableParts[i][p], committed: -1, table: true, name: tb.Name}
+			tables[i] = &inputSource{index: uint32(i), topic: tb.Topic, part: tableParts[i][p], committed: -1,
+				table: true, name: tb.Name, fullBootstrap: tb.Bootstrap == BootstrapFull}
 		}
 		var open openState
 		if len(spec.Stores)+len(spec.Tables) > 0 {

@@ -176,6 +176,12 @@ func (t *task) stepMerged() (bool, error) {
 // merge order, or nil when there is none or when a source without records
 // must be read or waited for first (t.wakeAt then says until when).
 func (t *task) nextSource() *inputSource {
+	// A table in a full bootstrap goes first, whatever the others hold.
+	for _, s := range t.tables {
+		if s.fullBootstrap && !s.q.empty() && s.q.recs[s.q.next].off < s.bootstrapEnd {
+			return s
+		}
+	}
 	var best *inputSource
 	for _, s := range t.sources {
 		if s.q.empty() {
@@ -260,7 +266,8 @@ func (t *task) loadTablePositions() error {
 		s.pos = t.state.TableOffset(h)
 		s.q.end = s.pos
 		s.posA.Store(s.pos)
-		s.bootstrapEndA.Store(s.part.HighWatermark())
+		s.bootstrapEnd = s.part.HighWatermark()
+		s.bootstrapEndA.Store(s.bootstrapEnd)
 	}
 	return nil
 }

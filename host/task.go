@@ -131,6 +131,10 @@ type inputSource struct {
 	table bool
 	name  string
 	store int32
+	// fullBootstrap: records before bootstrapEnd (the high watermark when
+	// the task started) go before any stream record (BootstrapFull).
+	fullBootstrap bool
+	bootstrapEnd  int64
 
 	// q holds the records read but not yet handled, when the task merges
 	// several sources (merge.go).
