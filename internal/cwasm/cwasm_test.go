@@ -136,25 +136,14 @@ func TestSDKState(t *testing.T) {
 
 func TestSDKStreamTimeTimeKeysAndTables(t *testing.T) {
 	h := start(t, sdktest.Config{Tables: []string{"t"}})
-	st := func(ts int64) sluice.Record { return sluice.Record{Key: []byte("st"), Timestamp: ts} }
-	got := outs(t, h, st(-1), st(50), st(20), st(70))
-	// Record 0 has no timestamp: its output inherits the batch's last.
-	want := []string{"0/-1/70 st=-1 -1", "0/-1/50 st=50 -1", "0/-1/20 st=50 -1", "0/-1/70 st=70 -1"}
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("stream times\n%q\nwant\n%q", got, want)
-	}
-	if got := outs(t, h, st(60)); fmt.Sprint(got) != "[0/-1/60 st=70 70]" {
-		t.Errorf("second batch: %q", got)
-	}
-	got = outs(t, h, rec("tk", "1000"), rec("tk", "-1"), rec("tk", "-9223372036854775808"), rec("tk", "1700000000000"))
-	want = []string{"0/-1/0 tk=80000000000003e8 1000", "0/-1/0 tk=7fffffffffffffff -1",
-		"0/-1/0 tk=0000000000000000 -9223372036854775808", "0/-1/0 tk=8000018bcfe56800 1700000000000"}
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("time keys\n%q\nwant\n%q", got, want)
+	sdkcheck.StreamTimeAndTimeKeys(t, h, func(ts string) string { return ts })
+	got := outs(t, h, rec("tk", "1700000000000"))
+	if want := "[0/-1/0 tk=8000018bcfe56800 1700000000000]"; fmt.Sprint(got) != want {
+		t.Errorf("time key of 1700000000000: %q, want %q", got, want)
 	}
 	h.SetTableRow("t", []byte("u1"), []byte("alice"))
 	got = outs(t, h, rec("tget", "u1"), rec("tget", "u2"), rec("tput", "u1"))
-	want = []string{"0/-1/0 tget=alice", "0/-1/0 tget=<null>", fmt.Sprintf("0/-1/0 tput=%d", abi.ErrNotAllowed)}
+	want := []string{"0/-1/0 tget=alice", "0/-1/0 tget=<null>", fmt.Sprintf("0/-1/0 tput=%d", abi.ErrNotAllowed)}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("table\n%q\nwant\n%q", got, want)
 	}

@@ -250,20 +250,5 @@ func TestFindToolchainTarget(t *testing.T) {
 }
 
 func TestSDKStreamTimeAndTimeKeys(t *testing.T) {
-	h := start(t, sdktest.Config{})
-	st := func(ts int64) sluice.Record { return sluice.Record{Key: []byte("st"), Timestamp: ts} }
-	got := outs(t, h, st(-1), st(50), st(20), st(70))
-	want := []string{"0/-1/70 st=-1 -1", "0/-1/50 st=50 -1", "0/-1/20 st=50 -1", "0/-1/70 st=70 -1"}
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("stream times\n%q\nwant\n%q", got, want)
-	}
-	if got := outs(t, h, st(60)); fmt.Sprint(got) != "[0/-1/60 st=70 70]" {
-		t.Errorf("second batch: %q", got)
-	}
-	got = outs(t, h, rec("tk", "1000"), rec("tk", "-1"), rec("tk", "-9223372036854775808"))
-	want = []string{"0/-1/0 tk=80000000000003e8 Some(1000)", "0/-1/0 tk=7fffffffffffffff Some(-1)",
-		"0/-1/0 tk=0000000000000000 Some(-9223372036854775808)"}
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("time keys\n%q\nwant\n%q", got, want)
-	}
+	sdkcheck.StreamTimeAndTimeKeys(t, start(t, sdktest.Config{}), func(ts string) string { return "Some(" + ts + ")" })
 }

@@ -46,3 +46,27 @@ func Outputs(t *testing.T, h *sdktest.Host, in ...sluice.Record) []string {
 	}
 	return s
 }
+
+// StreamTimeAndTimeKeys checks an SDK's stream time and time keys with
+// its test operator's "st" command (emit "st=<record's stream time>
+// <stream time at the batch's start>") and "tk" command (emit "tk=<hex of
+// the time key of the value> <the decoded key, as decoded formats it>").
+// Record 0 has no timestamp: its output inherits the batch's last.
+func StreamTimeAndTimeKeys(t *testing.T, h *sdktest.Host, decoded func(ts string) string) {
+	t.Helper()
+	st := func(ts int64) sluice.Record { return sluice.Record{Key: []byte("st"), Timestamp: ts} }
+	got := Outputs(t, h, st(-1), st(50), st(20), st(70))
+	want := []string{"0/-1/70 st=-1 -1", "0/-1/50 st=50 -1", "0/-1/20 st=50 -1", "0/-1/70 st=70 -1"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("stream times\n%q\nwant\n%q", got, want)
+	}
+	if got := Outputs(t, h, st(60)); fmt.Sprint(got) != "[0/-1/60 st=70 70]" {
+		t.Errorf("second batch: %q", got)
+	}
+	got = Outputs(t, h, Rec("tk", "1000"), Rec("tk", "-1"), Rec("tk", "-9223372036854775808"))
+	want = []string{"0/-1/0 tk=80000000000003e8 " + decoded("1000"), "0/-1/0 tk=7fffffffffffffff " + decoded("-1"),
+		"0/-1/0 tk=0000000000000000 " + decoded("-9223372036854775808")}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("time keys\n%q\nwant\n%q", got, want)
+	}
+}
