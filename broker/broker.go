@@ -36,6 +36,30 @@ var (
 	ErrClosed             = errors.New("broker: closed")
 )
 
+// Errors of a replicated cluster (broker/replication), here so that the
+// Kafka front door can map them to codes without importing the cluster.
+var (
+	// ErrNotLeader: this node is not the partition's leader (any more).
+	ErrNotLeader = errors.New("broker: this node is not the partition's leader")
+	// ErrLeaderNotAvailable: the partition has no leader right now (an
+	// election is running, or no in-sync replica is alive).
+	ErrLeaderNotAvailable = errors.New("broker: the partition has no leader")
+	// ErrNotEnoughReplicas: acks=all with fewer in-sync replicas than
+	// min.insync.replicas; nothing was appended.
+	ErrNotEnoughReplicas = errors.New("broker: fewer in-sync replicas than min.insync.replicas")
+	// ErrNotEnoughReplicasAfterAppend: the records were appended, but the
+	// ISR shrank below min.insync.replicas before they were replicated.
+	ErrNotEnoughReplicasAfterAppend = errors.New("broker: appended, but the in-sync replicas fell below min.insync.replicas")
+	// ErrFencedLeaderEpoch: the request names an older leader epoch.
+	ErrFencedLeaderEpoch = errors.New("broker: leader epoch is older than the current one")
+	// ErrUnknownLeaderEpoch: the request names a leader epoch this node
+	// has not heard of yet.
+	ErrUnknownLeaderEpoch = errors.New("broker: leader epoch is newer than this node knows")
+	// ErrReplicationTimeout: acks=all did not complete within the
+	// request's timeout.
+	ErrReplicationTimeout = errors.New("broker: timed out waiting for the in-sync replicas")
+)
+
 // MaxPartitions bounds the partition count of one topic on a single node;
 // each partition holds open files, so a typo like 1e9 must not be obeyed.
 const MaxPartitions = 10000
@@ -48,7 +72,11 @@ type Config struct {
 	AutoCreateTopics  bool           // EnsureTopic creates unknown topics
 	DefaultPartitions int32          // partitions of auto-created topics
 	CleanInterval     time.Duration  // how often the cleaner runs retention and compaction
-	Logger            *slog.Logger
+	// ExternalHW hands every partition's high watermark to replication:
+	// appends no longer make records visible to consumers, the leader
+	// does once the in-sync replicas have them (cluster mode).
+	ExternalHW bool
+	Logger     *slog.Logger
 }
 
 // TopicInfo describes one topic.
@@ -155,6 +183,7 @@ func (b *Broker) openTopic(rec topicRecord) (*topic, error) {
 	if err != nil {
 		return nil, fmt.Errorf("broker: topic %s: %w", rec.Name, err)
 	}
+	cfg.ExternalHW = b.cfg.ExternalHW
 	t := &topic{info: infoOf(rec)}
 	for p := int32(0); p < rec.Partitions; p++ {
 		part, err := storage.OpenPartition(b.partitionDir(rec.Name, p), cfg, b.log.With("topic", rec.Name, "partition", p))
@@ -239,6 +268,51 @@ func (b *Broker) CreateTopic(name string, partitions int32, configs map[string]s
 		return TopicInfo{}, fmt.Errorf("broker: persist topic %s: %w", name, err)
 	}
 	b.log.Info("topic created", "topic", name, "partitions", partitions, "configs", configs)
+	return t.info, nil
+}
+
+// ApplyTopic makes a topic that the cluster metadata defines exist on this
+// node, with the metadata's id (not a new one), and returns it. A topic
+// already present with the same id is left as it is; one with the same name
+// but another id is an earlier incarnation that the cluster deleted while
+// this node was away, so it is deleted first.
+func (b *Broker) ApplyTopic(info TopicInfo) (TopicInfo, error) {
+	if cur, ok := b.Topic(info.Name); ok {
+		if cur.ID == info.ID {
+			return cur, nil
+		}
+		b.log.Info("replacing an older incarnation of a topic", "topic", info.Name)
+		if err := b.DeleteTopic(info.Name); err != nil && !errors.Is(err, ErrUnknownTopic) {
+			return TopicInfo{}, err
+		}
+	}
+	if err := ValidateTopic(info.Name, info.Partitions, info.Configs); err != nil {
+		return TopicInfo{}, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return TopicInfo{}, ErrClosed
+	}
+	if t, ok := b.topics[info.Name]; ok { // created concurrently
+		return t.info, nil
+	}
+	rec := topicRecord{Name: info.Name, ID: info.ID, Partitions: info.Partitions, Configs: info.Configs}
+	t, err := b.openTopic(rec)
+	if err != nil {
+		return TopicInfo{}, err
+	}
+	b.topics[info.Name] = t
+	b.byID[rec.ID] = t
+	if err := b.saveLocked(); err != nil {
+		delete(b.topics, info.Name)
+		delete(b.byID, rec.ID)
+		for _, p := range t.partitions {
+			p.Close()
+		}
+		return TopicInfo{}, fmt.Errorf("broker: persist topic %s: %w", info.Name, err)
+	}
+	b.log.Info("topic applied from cluster metadata", "topic", info.Name, "partitions", info.Partitions)
 	return t.info, nil
 }
 
@@ -361,6 +435,12 @@ func (b *Broker) DescribeConfigs(name string) ([]ConfigEntry, error) {
 		return nil, fmt.Errorf("%w: %s", ErrUnknownTopic, name)
 	}
 	return describe(b.cfg.Defaults, info.Configs)
+}
+
+// DescribeTopicConfigs is DescribeConfigs for a topic this node may not
+// hold, given its explicitly set configs (from the cluster metadata).
+func (b *Broker) DescribeTopicConfigs(configs map[string]string) ([]ConfigEntry, error) {
+	return describe(b.cfg.Defaults, configs)
 }
 
 // Partition returns an open partition, or ErrUnknownTopic if the topic or

@@ -102,12 +102,22 @@ var topicConfigKeys = map[string]struct {
 		},
 		current: func(c storage.Config) string { return strconv.FormatInt(c.FlushInterval.Milliseconds(), 10) },
 	},
-	// min.insync.replicas is accepted and stored now so that topic configs
-	// written today keep their meaning once replication exists.
+	// min.insync.replicas is not a storage setting: replication reads it
+	// with MinInsyncReplicas, and describe reports the stored value.
 	"min.insync.replicas": {
 		apply:   func(c *storage.Config, v string) error { var n int64; return parseInt(v, 1, &n) },
 		current: func(storage.Config) string { return "1" },
 	},
+}
+
+// MinInsyncReplicas is a topic's min.insync.replicas: how many in-sync
+// replicas (the leader included) an acks=all produce needs. Default 1.
+func MinInsyncReplicas(configs map[string]string) int {
+	n, err := strconv.Atoi(configs["min.insync.replicas"])
+	if err != nil || n < 1 {
+		return 1
+	}
+	return n
 }
 
 // ParseFlushMode maps the flush.policy names to storage flush modes.

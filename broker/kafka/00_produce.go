@@ -5,6 +5,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -24,6 +25,8 @@ type appendJob struct {
 	resp    *kmsg.ProduceResponseTopicPartition
 	part    *storage.Partition // set once found
 	pending storage.Pending    // durability of the append, awaited by the writer
+	epoch   int32              // leader epoch the records were appended in
+	end     int64              // offset after the last record, for acks=all in a cluster
 	count   int64              // records appended, for metrics; 0 for a duplicate
 	size    int                // bytes appended, for metrics
 	err     error
@@ -71,7 +74,7 @@ func handleProduce(cx *reqCtx, kreq kmsg.Request) (kmsg.Response, error) {
 		// In turn: an append only validates and writes, and the waits
 		// that take time run in parallel later (awaitAppends).
 		for i := range jobs {
-			cx.appendPartition(&jobs[i])
+			cx.appendPartition(&jobs[i], req.Acks)
 		}
 	}
 	// The response and jobs hold no bytes of the frame (kmsg copies
@@ -84,7 +87,8 @@ func handleProduce(cx *reqCtx, kreq kmsg.Request) (kmsg.Response, error) {
 		return nil, errCloseOnAcks0
 	}
 	version, acks := req.Version, req.Acks
-	cx.await = func() error { return cx.completeProduce(jobs, version, acks) }
+	timeout := time.Duration(req.TimeoutMillis) * time.Millisecond
+	cx.await = func() error { return cx.completeProduce(jobs, version, acks, timeout) }
 	if acks == 0 {
 		return nil, nil
 	}
@@ -95,27 +99,37 @@ var errInvalidAcks = errors.New("acks must be -1, 0 or 1")
 
 // appendPartition appends one job's batches without waiting for them to be
 // durable.
-func (cx *reqCtx) appendPartition(j *appendJob) {
+func (cx *reqCtx) appendPartition(j *appendJob, acks int16) {
 	records := j.records
 	j.records = nil
-	part, err := cx.s.b.Partition(j.topic, j.resp.Partition)
+	part, epoch, err := cx.s.leaderPartition(j.topic, j.resp.Partition)
 	if err != nil {
 		j.err = err
 		return
 	}
-	j.part = part
+	if acks == -1 && cx.s.cluster != nil {
+		// Kafka refuses before appending, so that a retry cannot make a
+		// duplicate of records that were stored but not acknowledged.
+		if err := cx.s.cluster.CheckInSync(j.topic, j.resp.Partition); err != nil {
+			j.err = err
+			return
+		}
+	}
+	j.part, j.epoch = part, epoch
 	count, err := scanBatches(records)
 	if err != nil {
 		j.err = err
 		return
 	}
-	info, pending, err := part.AppendAsync(records, leaderEpoch)
+	info, pending, err := part.AppendAsync(records, epoch)
 	j.pending = pending
+	j.end = info.LastOffset + 1
 	if errors.Is(err, storage.ErrDuplicateSequence) {
 		// A retry of a batch we already have (the producer missed our
 		// answer). Kafka acknowledges it again with the original offsets
 		// rather than failing, and so do we, once the original is
-		// durable (pending); nothing was written.
+		// durable (pending) and, for acks=all, replicated; nothing was
+		// written.
 		j.resp.BaseOffset = info.BaseOffset
 		j.resp.LogStartOffset = info.LogStartOffset
 		return
@@ -131,8 +145,11 @@ func (cx *reqCtx) appendPartition(j *appendJob) {
 
 // completeProduce waits until the appends of a produce request are durable
 // and fills in the results. It runs on the connection's writer.
-func (cx *reqCtx) completeProduce(jobs []appendJob, version, acks int16) error {
+func (cx *reqCtx) completeProduce(jobs []appendJob, version, acks int16, timeout time.Duration) error {
 	cx.awaitAppends(jobs)
+	if acks == -1 && cx.s.cluster != nil {
+		cx.awaitReplicas(jobs, timeout)
+	}
 	if failed := cx.fillResults(jobs, version); failed && acks == 0 {
 		// The client is not listening for a response. Kafka closes the
 		// connection instead when something failed, so that the client
@@ -203,6 +220,20 @@ func (cx *reqCtx) awaitAppends(jobs []appendJob) {
 		jobs[first].await()
 	}
 	wg.Wait()
+}
+
+// awaitReplicas waits, for acks=all in a cluster, until every in-sync
+// replica has each job's records. The partitions replicate concurrently, so
+// waiting for them in turn costs the slowest one, not the sum.
+func (cx *reqCtx) awaitReplicas(jobs []appendJob, timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	for i := range jobs {
+		j := &jobs[i]
+		if j.err != nil || j.part == nil {
+			continue
+		}
+		j.err = cx.s.cluster.AwaitReplicated(j.topic, j.resp.Partition, j.epoch, j.end, time.Until(deadline))
+	}
 }
 
 // await waits for the job's append to be durable; a failed fsync fails the

@@ -134,7 +134,14 @@ func resolveFetch(cx *reqCtx, req *kmsg.FetchRequest, resp *kmsg.FetchResponse) 
 			sp.Partition = rt.Partitions[j].Partition
 			fp := fetchPart{req: &rt.Partitions[j], resp: sp, name: name, err: topicErr}
 			if fp.err == nil {
-				fp.part, fp.err = cx.s.b.Partition(name, sp.Partition)
+				var epoch int32
+				fp.part, epoch, fp.err = cx.s.leaderPartition(name, sp.Partition)
+				if fp.err == nil && req.Version >= 9 {
+					fp.err = checkLeaderEpoch(fp.req.CurrentLeaderEpoch, epoch)
+				}
+				if fp.err != nil {
+					fp.part = nil
+				}
 			}
 			parts = append(parts, fp)
 		}

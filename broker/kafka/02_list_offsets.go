@@ -33,7 +33,10 @@ func handleListOffsets(cx *reqCtx, kreq kmsg.Request) (kmsg.Response, error) {
 			sp := &st.Partitions[j]
 			*sp = kmsg.NewListOffsetsResponseTopicPartition()
 			sp.Partition = rt.Partitions[j].Partition
-			part, err := cx.s.b.Partition(rt.Topic, sp.Partition)
+			part, epoch, err := cx.s.leaderPartition(rt.Topic, sp.Partition)
+			if err == nil && req.Version >= 4 {
+				err = checkLeaderEpoch(rt.Partitions[j].CurrentLeaderEpoch, epoch)
+			}
 			if err == nil {
 				sp.Offset, sp.Timestamp, err = listOffset(part, rt.Partitions[j].Timestamp)
 			}
@@ -43,7 +46,7 @@ func handleListOffsets(cx *reqCtx, kreq kmsg.Request) (kmsg.Response, error) {
 				continue
 			}
 			if sp.Offset >= 0 {
-				sp.LeaderEpoch = leaderEpoch
+				sp.LeaderEpoch = epoch
 			}
 		}
 	}

@@ -33,6 +33,10 @@ func handleCreateTopics(cx *reqCtx, kreq kmsg.Request) (kmsg.Response, error) {
 		st := kmsg.NewCreateTopicsResponseTopic()
 		st.Topic = rt.Topic
 
+		if cx.s.cluster != nil {
+			resp.Topics = append(resp.Topics, cx.createClusterTopic(req, rt, seen[rt.Topic] > 1))
+			continue
+		}
 		partitions, configs, err := createArgs(rt, b.NodeID(), b.DefaultPartitions(), seen[rt.Topic] > 1)
 		var info broker.TopicInfo
 		if err == nil {
@@ -126,4 +130,59 @@ func createdConfigs(b *broker.Broker, topic string) []kmsg.CreateTopicsResponseT
 		out = append(out, c)
 	}
 	return out
+}
+
+// createClusterTopic creates one topic of a CreateTopics request in a
+// cluster: the controller spreads its replicas over the live nodes.
+// Explicit replica assignments are not supported yet.
+func (cx *reqCtx) createClusterTopic(req *kmsg.CreateTopicsRequest, rt *kmsg.CreateTopicsRequestTopic, duplicate bool) kmsg.CreateTopicsResponseTopic {
+	st := kmsg.NewCreateTopicsResponseTopic()
+	st.Topic = rt.Topic
+	var (
+		t   ClusterTopic
+		err error
+	)
+	partitions, rf := rt.NumPartitions, rt.ReplicationFactor
+	if partitions == -1 {
+		partitions = cx.s.b.DefaultPartitions()
+	}
+	configs := map[string]string{}
+	for _, c := range rt.Configs {
+		if c.Value != nil {
+			configs[c.Name] = *c.Value
+		}
+	}
+	switch {
+	case duplicate:
+		err = errDuplicateTopic
+	case len(rt.ReplicaAssignment) > 0:
+		err = fmt.Errorf("%w: explicit replica assignments are not supported; give a replication factor", errInvalidRequest)
+	case rf == 0 || rf < -1:
+		err = fmt.Errorf("%w: %d", broker.ErrInvalidReplication, rf)
+	case req.ValidateOnly:
+		err = broker.ValidateTopic(rt.Topic, partitions, configs)
+		if _, exists := cx.s.cluster.Topic(rt.Topic); err == nil && exists {
+			err = fmt.Errorf("%w: %s", broker.ErrTopicExists, rt.Topic)
+		}
+	default:
+		ctx, cancel := cx.s.requestContext(req.TimeoutMillis)
+		t, err = cx.s.cluster.CreateTopic(ctx, rt.Topic, partitions, int32(rf), configs)
+		cancel()
+	}
+	if err != nil {
+		st.ErrorCode = cx.code(err)
+		if req.Version >= 1 {
+			st.ErrorMessage = errMessage(err)
+		}
+		return st
+	}
+	st.NumPartitions = partitions
+	st.ReplicationFactor = rf
+	if !req.ValidateOnly {
+		st.TopicID = t.Info.ID
+		if len(t.Partitions) > 0 {
+			st.ReplicationFactor = int16(len(t.Partitions[0].Replicas))
+		}
+	}
+	return st
 }

@@ -30,20 +30,20 @@ func handleDeleteTopics(cx *reqCtx, kreq kmsg.Request) (kmsg.Response, error) {
 		case t.Topic != nil && *t.Topic == group.OffsetsTopic:
 			err = errInternalTopic
 		case t.Topic != nil:
-			err = cx.s.b.DeleteTopic(*t.Topic)
+			err = cx.deleteTopic(req.TimeoutMillis, *t.Topic)
 		case t.TopicID != [16]byte{}:
-			info, ok := cx.s.b.TopicByID(t.TopicID)
+			ct, ok := topicSource{cx}.byID(t.TopicID)
 			if !ok {
 				err = errUnknownTopicID
 				break
 			}
-			name := info.Name
+			name := ct.Info.Name
 			st.Topic = &name
 			if name == group.OffsetsTopic {
 				err = errInternalTopic
 				break
 			}
-			err = cx.s.b.DeleteTopic(name)
+			err = cx.deleteTopic(req.TimeoutMillis, name)
 		default:
 			err = errInvalidRequest
 		}
@@ -61,4 +61,15 @@ func handleDeleteTopics(cx *reqCtx, kreq kmsg.Request) (kmsg.Response, error) {
 		resp.Topics = append(resp.Topics, st)
 	}
 	return resp, nil
+}
+
+// deleteTopic deletes a topic from this node, or in a cluster from every
+// node.
+func (cx *reqCtx) deleteTopic(timeoutMs int32, name string) error {
+	if cx.s.cluster == nil {
+		return cx.s.b.DeleteTopic(name)
+	}
+	ctx, cancel := cx.s.requestContext(timeoutMs)
+	defer cancel()
+	return cx.s.cluster.DeleteTopic(ctx, name)
 }

@@ -17,7 +17,19 @@ func handleInitProducerID(cx *reqCtx, kreq kmsg.Request) (kmsg.Response, error) 
 		resp.ErrorCode = cx.code(errTransactional)
 		return resp, nil
 	}
-	id, err := cx.s.b.NextProducerID()
+	var (
+		id  int64
+		err error
+	)
+	if cx.s.cluster != nil {
+		// Ids must be unique in the cluster: a producer may write to
+		// partitions led by any node.
+		ctx, cancel := cx.s.requestContext(0)
+		id, err = cx.s.cluster.NextProducerID(ctx)
+		cancel()
+	} else {
+		id, err = cx.s.b.NextProducerID()
+	}
 	if err != nil {
 		resp.ErrorCode = cx.code(err)
 		if resp.ErrorCode == kerr.KafkaStorageError.Code {

@@ -28,10 +28,19 @@ func handleDescribeConfigs(cx *reqCtx, kreq kmsg.Request) (kmsg.Response, error)
 		var entries []broker.ConfigEntry
 		var source kmsg.ConfigSource
 		var err error
-		switch rr.ResourceType {
-		case kmsg.ConfigResourceTypeTopic:
+		switch {
+		case rr.ResourceType == kmsg.ConfigResourceTypeTopic && cx.s.cluster != nil:
+			// Any node answers from the cluster metadata, whether it
+			// holds a replica of the topic or not.
+			t, ok := cx.s.cluster.Topic(rr.ResourceName)
+			if !ok {
+				err = fmt.Errorf("%w: %s", broker.ErrUnknownTopic, rr.ResourceName)
+				break
+			}
+			entries, err = cx.s.b.DescribeTopicConfigs(t.Info.Configs)
+		case rr.ResourceType == kmsg.ConfigResourceTypeTopic:
 			entries, err = cx.s.b.DescribeConfigs(rr.ResourceName)
-		case kmsg.ConfigResourceTypeBroker:
+		case rr.ResourceType == kmsg.ConfigResourceTypeBroker:
 			entries, err = cx.brokerConfigs(rr.ResourceName)
 			source = kmsg.ConfigSourceStaticBrokerConfig
 		default:

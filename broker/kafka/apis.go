@@ -49,6 +49,7 @@ func supportedAPIs() []api {
 		{key: 22, min: 0, max: 5, handle: handleInitProducerID},
 		{key: 32, min: 0, max: 4, handle: handleDescribeConfigs},
 		{key: 42, min: 0, max: 2, handle: handleDeleteGroups},
+		{key: 45, min: 0, max: 0, handle: handleAlterPartitionReassignments},
 	}
 }
 
@@ -56,6 +57,16 @@ const (
 	produceKey     = 0
 	apiVersionsKey = 18
 )
+
+// groupAPI reports whether key is one of the consumer-group APIs, which
+// need the group coordinator.
+func groupAPI(key int16) bool {
+	switch key {
+	case 8, 9, 10, 11, 12, 13, 14, 15, 16, 42:
+		return true
+	}
+	return false
+}
 
 // maxAPIKey bounds the table; kmsg knows fewer keys than this.
 const maxAPIKey = 128

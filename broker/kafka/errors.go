@@ -44,6 +44,14 @@ var errorCodes = []struct {
 	{storage.ErrClosed, kerr.NotLeaderForPartition},
 	{broker.ErrClosed, kerr.NotLeaderForPartition},
 
+	{broker.ErrNotLeader, kerr.NotLeaderForPartition},
+	{broker.ErrLeaderNotAvailable, kerr.LeaderNotAvailable},
+	{broker.ErrNotEnoughReplicas, kerr.NotEnoughReplicas},
+	{broker.ErrNotEnoughReplicasAfterAppend, kerr.NotEnoughReplicasAfterAppend},
+	{broker.ErrFencedLeaderEpoch, kerr.FencedLeaderEpoch},
+	{broker.ErrUnknownLeaderEpoch, kerr.UnknownLeaderEpoch},
+	{broker.ErrReplicationTimeout, kerr.RequestTimedOut},
+
 	{errTransactional, kerr.TransactionalIDAuthorizationFailed},
 	{errControlBatch, kerr.InvalidRecord},
 	{errInvalidAcks, kerr.InvalidRequiredAcks},

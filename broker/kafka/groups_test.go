@@ -439,7 +439,7 @@ func TestGroupErrors(t *testing.T) {
 		keys = append(keys, k.ApiKey)
 	}
 	sort.Slice(keys, func(i, j int) bool { return keys[i] < keys[j] })
-	if fmt.Sprint(keys) != "[0 1 2 3 8 9 10 11 12 13 14 15 16 18 19 20 22 32 42]" {
+	if fmt.Sprint(keys) != "[0 1 2 3 8 9 10 11 12 13 14 15 16 18 19 20 22 32 42 45]" {
 		t.Fatalf("advertised APIs %v", keys)
 	}
 }

@@ -46,6 +46,9 @@ type Config struct {
 	// caller.
 	Groups       *group.Coordinator
 	GroupOptions group.Options
+	// Cluster makes the server one node of a replicated cluster; nil is a
+	// single node (see Cluster).
+	Cluster Cluster
 }
 
 const (
@@ -56,11 +59,12 @@ const (
 // Server serves the Kafka protocol for one broker. Its methods are safe for
 // concurrent use.
 type Server struct {
-	b    *broker.Broker
-	cfg  Config
-	log  *slog.Logger
-	m    *metrics
-	apis apiTable
+	b       *broker.Broker
+	cluster Cluster // nil on a single node
+	cfg     Config
+	log     *slog.Logger
+	m       *metrics
+	apis    apiTable
 	// groups is the group coordinator; ownGroups says Close closes it.
 	groups    *group.Coordinator
 	ownGroups bool
@@ -99,6 +103,7 @@ func NewServer(b *broker.Broker, cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		b:         b,
+		cluster:   cfg.Cluster,
 		cfg:       cfg,
 		log:       cfg.Logger.With("component", "kafka"),
 		apis:      newAPITable(),
@@ -107,14 +112,21 @@ func NewServer(b *broker.Broker, cfg Config) (*Server, error) {
 		conns:     make(map[*conn]struct{}),
 	}
 	s.groups = cfg.Groups
-	if s.groups == nil {
+	// In a cluster the offsets topic is replicated and each group's
+	// coordinator must be the leader of its offsets partition; until that
+	// is built, a cluster node serves no group APIs (see conn.go).
+	if s.groups == nil && cfg.Cluster == nil {
 		g, err := group.New(b, cfg.GroupOptions)
 		if err != nil {
 			return nil, fmt.Errorf("kafka: group coordinator: %w", err)
 		}
 		s.groups, s.ownGroups = g, true
 	}
-	m, err := newMetrics(b, cfg.Registerer, s.groups.Collector())
+	var extra []prometheus.Collector
+	if s.groups != nil {
+		extra = append(extra, s.groups.Collector())
+	}
+	m, err := newMetrics(b, cfg.Registerer, extra...)
 	if err != nil {
 		if s.ownGroups {
 			s.groups.Close()

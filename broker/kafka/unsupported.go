@@ -23,7 +23,15 @@ var unsupportedCode = kerr.UnsupportedVersion.Code
 func unsupportedResponse(req kmsg.Request) kmsg.Response {
 	resp := req.ResponseKind()
 	msg := fmt.Sprintf("sluice does not support %s v%d", kmsg.NameForKey(req.Key()), req.GetVersion())
-	mirror(reflect.ValueOf(req).Elem(), reflect.ValueOf(resp).Elem(), &msg, 0)
+	mirror(reflect.ValueOf(req).Elem(), reflect.ValueOf(resp).Elem(), unsupportedCode, &msg, 0)
+	return resp
+}
+
+// errorResponse answers req with code in every error field, built like
+// unsupportedResponse.
+func errorResponse(req kmsg.Request, code int16, msg string) kmsg.Response {
+	resp := req.ResponseKind()
+	mirror(reflect.ValueOf(req).Elem(), reflect.ValueOf(resp).Elem(), code, &msg, 0)
 	return resp
 }
 
@@ -37,7 +45,7 @@ var (
 
 // mirror fills dst (a response struct) from src (the matching request
 // struct, or an invalid Value when there is none).
-func mirror(src, dst reflect.Value, msg *string, depth int) {
+func mirror(src, dst reflect.Value, code int16, msg *string, depth int) {
 	if depth > maxMirrorDepth {
 		return
 	}
@@ -50,7 +58,7 @@ func mirror(src, dst reflect.Value, msg *string, depth int) {
 		}
 		switch {
 		case f.Name == "ErrorCode" && dv.Kind() == reflect.Int16:
-			dv.SetInt(int64(unsupportedCode))
+			dv.SetInt(int64(code))
 			continue
 		case f.Name == "ErrorMessage" && dv.Type() == stringPtrType:
 			dv.Set(reflect.ValueOf(msg))
@@ -65,7 +73,7 @@ func mirror(src, dst reflect.Value, msg *string, depth int) {
 		}
 		switch {
 		case dv.Kind() == reflect.Slice && sv.Kind() == reflect.Slice:
-			mirrorSlice(sv, dv, msg, depth)
+			mirrorSlice(sv, dv, code, msg, depth)
 		case sv.Type() == dv.Type() && isIdentifier(dv.Type()):
 			dv.Set(sv)
 		}
@@ -73,7 +81,7 @@ func mirror(src, dst reflect.Value, msg *string, depth int) {
 }
 
 // mirrorSlice builds one response element per request element.
-func mirrorSlice(sv, dv reflect.Value, msg *string, depth int) {
+func mirrorSlice(sv, dv reflect.Value, code int16, msg *string, depth int) {
 	et := dv.Type().Elem()
 	if et.Kind() != reflect.Struct {
 		if sv.Type() == dv.Type() && isIdentifier(et) {
@@ -90,12 +98,12 @@ func mirrorSlice(sv, dv reflect.Value, msg *string, depth int) {
 		}
 		se := sv.Index(j)
 		if se.Kind() == reflect.Struct {
-			mirror(se, elem, msg, depth+1)
+			mirror(se, elem, code, msg, depth+1)
 			continue
 		}
 		// A list of bare partition numbers in the request (for example
 		// OffsetFetch) becomes a list of partition results.
-		mirror(reflect.Value{}, elem, msg, depth+1)
+		mirror(reflect.Value{}, elem, code, msg, depth+1)
 		if p := elem.FieldByName("Partition"); p.IsValid() && p.Type() == se.Type() {
 			p.Set(se)
 		}

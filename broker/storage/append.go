@@ -49,7 +49,11 @@ func (p *Partition) AppendAsync(records []byte, leaderEpoch int32) (AppendInfo, 
 	}
 	p.mu.Lock()
 	info, pending, err := p.appendLocked(records, leaderEpoch)
+	fire := p.takeFire()
 	p.mu.Unlock()
+	if fire {
+		p.fireOnDurable()
+	}
 	return info, pending, err
 }
 
@@ -59,18 +63,20 @@ func (p *Partition) AppendAsync(records []byte, leaderEpoch int32) (AppendInfo, 
 type Pending struct {
 	p   *Partition
 	end int64 // every offset below end must be fsynced
+	gen int64 // Partition.truncGen when written: a truncation since fails Wait
 }
 
 // Wait blocks until the append is durable: under FlushSync until a group
 // commit fsync covers it, otherwise not at all. An error means the fsync
 // failed (the partition then refuses further writes) and the append must
-// not be acknowledged. Wait may be called more than once, from any
-// goroutine.
+// not be acknowledged. Wait also fails if the log was truncated (TruncateTo,
+// TruncateFullyAndStartAt) before the append became durable. Wait may be
+// called more than once, from any goroutine.
 func (w Pending) Wait() error {
 	if w.p == nil {
 		return nil
 	}
-	return w.p.waitDurable(w.end)
+	return w.p.waitDurable(w.end, w.gen)
 }
 
 // validateRecords checks that records is a sequence of whole, CRC-valid
@@ -134,6 +140,17 @@ func (p *Partition) appendLocked(records []byte, leaderEpoch int32) (info Append
 			return info, pending, err
 		}
 	}
+	// The epoch cache learns a new epoch before its first batch is written,
+	// as in Kafka: a crash in between leaves an entry at or past the log
+	// end, which recovery drops.
+	if n := len(p.epochs); leaderEpoch >= 0 && (n == 0 || leaderEpoch > p.epochs[n-1].Epoch) {
+		if next, changed := epochsWith(p.epochs, leaderEpoch, leo); changed {
+			if err := p.setEpochs(next); err != nil {
+				p.staged = p.staged[:0]
+				return info, pending, err
+			}
+		}
+	}
 	seg := p.active
 	pos := seg.size.Load()
 	off := leo
@@ -144,14 +161,50 @@ func (p *Partition) appendLocked(records []byte, leaderEpoch int32) (info Append
 		off += int64(h.LastOffsetDelta) + 1
 		rest = rest[h.Size():]
 	}
-	if _, err := seg.log.WriteAt(records, pos); err != nil {
+	if err := p.writeActive(records, pos, now, false); err != nil {
 		p.staged = p.staged[:0]
+		return info, pending, err
+	}
+	p.commitStaged()
+	p.advanceLogEnd(next)
+
+	info = AppendInfo{BaseOffset: leo, LastOffset: next - 1, LogAppendTime: now, LogStartOffset: p.lso.Load()}
+	return info, p.pendingUntil(next), nil
+}
+
+// advanceLogEnd publishes a new log end after a successful write. In the
+// modes without fsync on the write path the data counts as durable at
+// once. Needs mu.
+func (p *Partition) advanceLogEnd(next int64) {
+	p.leo.Store(next)
+	p.wakeAppend()
+	if p.cfg.FlushMode != FlushSync {
+		p.raiseDurableEnd(next)
+		p.fireDue = true
+	}
+}
+
+// takeFire reports (and clears) whether the durable end advanced under mu
+// since the last call, so that the caller runs the OnDurable callback
+// after releasing mu. Needs mu.
+func (p *Partition) takeFire() bool {
+	f := p.fireDue
+	p.fireDue = false
+	return f
+}
+
+// writeActive writes whole batches at pos of the active segment and
+// indexes them; replay also applies their producer state without checks
+// (for replica appends, whose sequences the leader checked). Needs mu.
+func (p *Partition) writeActive(records []byte, pos, now int64, replay bool) error {
+	seg := p.active
+	if _, err := seg.log.WriteAt(records, pos); err != nil {
 		// A short write leaves part of a batch behind; cut it so the file
 		// stays a sequence of whole batches.
 		if terr := seg.log.Truncate(pos); terr != nil {
 			p.markFailed(fmt.Errorf("storage: cannot undo a failed write: %w", errors.Join(err, terr)))
 		}
-		return info, pending, fmt.Errorf("storage: append to %s: %w", seg.path(logSuffix), err)
+		return fmt.Errorf("storage: append to %s: %w", seg.path(logSuffix), err)
 	}
 	if pos == 0 {
 		seg.rollStartMs = now
@@ -160,17 +213,13 @@ func (p *Partition) appendLocked(records []byte, leaderEpoch int32) (info Append
 	for rest, at := records, pos; len(rest) > 0; {
 		h, _ := batch.ParseHeader(rest)
 		seg.track(at, &h, interval)
+		if replay {
+			p.producers.replay(&h)
+		}
 		at += int64(h.Size())
 		rest = rest[h.Size():]
 	}
-	p.commitStaged()
-	p.leo.Store(next)
-
-	info = AppendInfo{BaseOffset: leo, LastOffset: next - 1, LogAppendTime: now, LogStartOffset: p.lso.Load()}
-	if p.cfg.FlushMode != FlushSync {
-		p.publishHW(next)
-	}
-	return info, p.pendingUntil(next), nil
+	return nil
 }
 
 // pendingUntil is what an append ending before offset end waits for under
@@ -179,7 +228,7 @@ func (p *Partition) pendingUntil(end int64) Pending {
 	if p.cfg.FlushMode != FlushSync {
 		return Pending{}
 	}
-	return Pending{p: p, end: end}
+	return Pending{p: p, end: end, gen: p.truncGen.Load()}
 }
 
 // shouldRoll decides whether the next append (of n bytes, ending before

@@ -125,3 +125,34 @@ func BenchmarkRead(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkAppendReplica is a follower storing 1000-record batches as the
+// leader sent them.
+func BenchmarkAppendReplica(b *testing.B) {
+	for _, mode := range []FlushMode{FlushSync, FlushOS} {
+		b.Run(mode.String(), func(b *testing.B) {
+			p, err := OpenPartition(b.TempDir(), benchConfig(mode), quietLogger())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer p.Close()
+			one := benchBatch()
+			batch.SetLeaderEpoch(one, 1)
+			b.SetBytes(int64(len(one)))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				batch.SetBaseOffset(one, p.LogEndOffset())
+				_, pending, err := p.AppendReplica(one)
+				if err == nil {
+					err = pending.Wait()
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)*benchRecords/b.Elapsed().Seconds(), "records/s")
+		})
+	}
+}

@@ -49,6 +49,13 @@ type Config struct {
 	DeleteRetentionMs  int64         // keep tombstones this long after their timestamp (delete.retention.ms)
 	FlushMode          FlushMode     // see FlushMode
 	FlushInterval      time.Duration // for FlushInterval
+
+	// ExternalHW is cluster mode: appends and fsyncs never move the high
+	// watermark, only SetHighWatermark does, because what consumers may
+	// read depends on what the followers have, which the partition cannot
+	// know. Switching it off publishes the high watermark as the flush
+	// mode would.
+	ExternalHW bool
 }
 
 // DefaultConfig is Kafka's defaults with sluice's durable flush policy.
@@ -106,7 +113,14 @@ var (
 	ErrInvalidProducerEpoch = errors.New("storage: producer epoch is older than the current one")
 	ErrCorruptBatch         = errors.New("storage: corrupt record batch")
 	ErrClosed               = errors.New("storage: partition is closed")
+	ErrOffsetMismatch       = errors.New("storage: replica batch does not start at the log end")
 )
+
+// errTruncated fails a Pending.Wait whose append may have been removed by a
+// truncation before it became durable. It is conservative: an append that
+// survived a truncation above it but was not yet durable fails too, which
+// only means it is not acknowledged.
+var errTruncated = errors.New("storage: log truncated before the append was durable")
 
 // AppendInfo describes where an append landed.
 type AppendInfo struct {

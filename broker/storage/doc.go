@@ -89,13 +89,60 @@
 // the past shortens their life accordingly; Kafka instead counts from the
 // first cleaning (KIP-534).
 //
+// # Replication
+//
+// In cluster mode (Config.ExternalHW) the partition stores and the
+// replication layer decides what is committed. Appends and fsyncs move
+// DurableEnd (fsynced under FlushSync, the log end otherwise) and wake
+// NotifyAppend and the SetOnDurable callback, but never the high
+// watermark: the leader sets it with SetHighWatermark to what its in-sync
+// replicas have, clamped to its own DurableEnd. After a restart the high
+// watermark starts at the log start, because the recovered tail may never
+// have reached the other replicas.
+//
+// A follower reads the leader with ReadReplica (bounded by the log end,
+// not the high watermark) and stores the bytes with AppendReplica, which
+// keeps the leader's offsets and epochs, insists that the first batch
+// starts at the log end and that batches are contiguous (ErrOffsetMismatch
+// otherwise, nothing written), and replays producer headers without
+// sequence checks, so a follower that becomes leader recognises retries.
+// Batches with offset gaps, as compaction leaves them in closed segments,
+// are rejected: replicating compacted parts of a log needs AppendReplica
+// to accept gaps first.
+//
+// Why a leader-epoch cache: a follower that was cut off may hold a tail the
+// new leader never had. It asks the leader where its own latest epoch ends
+// (EndOffsetForEpoch) and truncates there (TruncateTo), as in KIP-101,
+// instead of trusting a high watermark that may itself be stale. The cache
+// maps each epoch to the offset of its first batch; it is stored in
+// "leader-epoch-checkpoint" (see epochs.go) and rewritten only when it
+// changes. A missing or damaged file is rebuilt from batch headers on open.
+//
+// Why TruncateTo cuts at batch boundaries: a batch is the unit that carries
+// the CRC and the producer sequence range, so a half batch could be neither
+// served nor replayed. Truncation deletes later segments newest first and
+// only then shortens the holding segment, so a crash at any point leaves a
+// prefix of the old log, which the retried truncation cuts again. The
+// holding segment becomes the active one, unless compaction left offset
+// gaps in it: the active segment must be contiguous (recovery checks it),
+// so that one stays closed and an empty active segment starts at the new
+// end. Producer state is rebuilt from the newest snapshot at or below the
+// new end, snapshots above it are deleted, and appends that were not yet
+// durable fail their Pending.Wait rather than wait for offsets that are
+// gone. TruncateTo is the only way the high watermark goes down.
+//
 // # Concurrency
 //
 // Partition.mu serializes appends, rolls and config changes. segMu guards
 // the segment list and the lifetime of file handles: readers hold it
 // shared for the whole read (so a file is never closed under a pread),
-// while roll, retention, a compaction swap and Close hold it exclusively
-// for a moment. Clean runs under cleanMu and builds new files without any
+// while roll, retention, a compaction swap, a truncation and Close hold it
+// exclusively for a moment. Truncation takes cleanMu, then mu, so it never
+// runs during a Clean or an append. Clean runs under cleanMu and builds new files without any
 // of the other locks. The log end offset, high watermark and log start
-// offset are atomics so that Read never waits for an append.
+// offset are atomics so that Read never waits for an append; the high
+// watermark and DurableEnd are raised under mu or syncMu and lowered only
+// by truncation, which holds both. truncGen counts truncations so that a
+// group-commit fsync or a Pending from before one publishes nothing and
+// waits for nothing that the truncation removed.
 package storage

@@ -16,13 +16,30 @@ import (
 // every append that arrived during the previous one: the group grows with
 // the load and the fsync rate stays at about 1/fsync-latency.
 
-// waitDurable returns once every offset below target is fsynced.
-func (p *Partition) waitDurable(target int64) error {
+// waitDurable returns once every offset below target is fsynced. gen is
+// the truncation generation the caller's data was written in: if the log
+// is truncated before the data is durable, the wait fails with
+// errTruncated instead of waiting for offsets that may never come back.
+func (p *Partition) waitDurable(target, gen int64) error {
+	advanced, err := p.awaitDurable(target, gen)
+	if advanced {
+		// Outside syncMu: the callback must see no storage lock.
+		p.fireOnDurable()
+	}
+	return err
+}
+
+// awaitDurable is waitDurable under syncMu; advanced reports that this
+// caller moved the durable end.
+func (p *Partition) awaitDurable(target, gen int64) (advanced bool, err error) {
 	p.syncMu.Lock()
 	defer p.syncMu.Unlock()
 	for p.durable < target {
 		if p.syncErr != nil {
-			return p.syncErr
+			return advanced, p.syncErr
+		}
+		if p.truncGen.Load() != gen {
+			return advanced, errTruncated
 		}
 		if p.syncing {
 			p.syncCond.Wait()
@@ -30,7 +47,7 @@ func (p *Partition) waitDurable(target int64) error {
 		}
 		p.syncing = true
 		p.syncMu.Unlock()
-		end, err := p.syncActive()
+		end, syncGen, err := p.syncActive()
 		p.syncMu.Lock()
 		p.syncing = false
 		switch {
@@ -40,26 +57,34 @@ func (p *Partition) waitDurable(target int64) error {
 			if p.durable < target && p.syncErr == nil {
 				p.syncErr = ErrClosed
 			}
+		case errors.Is(err, errTruncated):
+			// The segment we meant to fsync was cut or removed; the loop
+			// starts over against the new log.
 		case err != nil:
 			// After a failed fsync the kernel may have dropped the dirty
 			// pages, so a retry can succeed without the data on disk. The
 			// partition stops accepting writes instead (see markFailed).
 			p.syncErr = fmt.Errorf("storage: fsync failed, partition stopped: %w", err)
 			p.markFailed(p.syncErr)
+		case syncGen != p.truncGen.Load():
+			// A truncation ran during the fsync: end may lie beyond the
+			// new log end, and data appended since is not covered.
 		case end > p.durable:
 			p.durable = end
-			p.publishHW(end)
+			p.raiseDurableEnd(end)
+			advanced = true
 		}
 		p.syncCond.Broadcast()
 	}
-	return nil
+	return advanced, nil
 }
 
-// syncActive fsyncs the active segment and returns the offset it covers.
-// Earlier segments were fsynced when they rolled.
-func (p *Partition) syncActive() (int64, error) {
+// syncActive fsyncs the active segment and returns the offset it covers
+// and the truncation generation it belongs to. Earlier segments were
+// fsynced when they rolled.
+func (p *Partition) syncActive() (int64, int64, error) {
 	p.mu.Lock()
-	seg, end := p.active, p.leo.Load()
+	seg, end, gen := p.active, p.leo.Load(), p.truncGen.Load()
 	p.mu.Unlock()
 	if p.testSyncHook != nil {
 		p.testSyncHook()
@@ -69,13 +94,18 @@ func (p *Partition) syncActive() (int64, error) {
 	p.segMu.RLock()
 	defer p.segMu.RUnlock()
 	if p.filesClosed {
-		return 0, ErrClosed
+		return 0, gen, ErrClosed
+	}
+	if p.truncGen.Load() != gen {
+		// A truncation may have closed seg's file (it holds segMu
+		// exclusively while it changes the generation).
+		return 0, gen, errTruncated
 	}
 	if err := fdatasync(seg.log); err != nil {
-		return 0, err
+		return 0, gen, err
 	}
 	p.syncs.Add(1)
-	return end, nil
+	return end, gen, nil
 }
 
 // advanceDurable records that everything below off is on disk without an
@@ -84,10 +114,41 @@ func (p *Partition) advanceDurable(off int64) {
 	p.syncMu.Lock()
 	if off > p.durable {
 		p.durable = off
-		p.publishHW(off)
+		p.raiseDurableEnd(off)
+		p.fireDue = true
 	}
 	p.syncCond.Broadcast()
 	p.syncMu.Unlock()
+}
+
+// raiseDurableEnd moves DurableEnd up to off (never down) and, unless the
+// high watermark is external, the high watermark with it. It wakes
+// NotifyAppend waiters: a leader waiting for followers also waits for its
+// own fsync. Needs mu or syncMu, which is what keeps it from racing a
+// truncation lowering both.
+func (p *Partition) raiseDurableEnd(off int64) {
+	for {
+		cur := p.durEnd.Load()
+		if off <= cur {
+			return
+		}
+		if p.durEnd.CompareAndSwap(cur, off) {
+			break
+		}
+	}
+	if !p.externalHW.Load() {
+		p.publishHW(off)
+	}
+	p.wakeAppend()
+}
+
+// fireOnDurable runs the OnDurable callback, if any, with the current
+// durable end. It is called without storage locks; calls may overlap and
+// arrive out of order, hence the callback takes the max.
+func (p *Partition) fireOnDurable() {
+	if fn := p.onDurable.Load(); fn != nil {
+		(*fn)(p.durEnd.Load())
+	}
 }
 
 // markFailed stops appends after an error that leaves the log in an
@@ -119,11 +180,33 @@ func (p *Partition) publishHW(off int64) {
 			break
 		}
 	}
+	p.wakeHW()
+}
+
+// wakeHW wakes Notify waiters.
+func (p *Partition) wakeHW() {
 	p.notifyMu.Lock()
 	if p.notifyCh != nil {
 		close(p.notifyCh)
 		p.notifyCh = nil
 	}
+	p.notifyMu.Unlock()
+}
+
+// wakeAppend wakes NotifyAppend waiters. The flag keeps the append path
+// off notifyMu while nobody waits: NotifyAppend sets it before its caller
+// re-reads the log end, and the appender stores the log end before it
+// reads the flag, so one of the two always sees the other.
+func (p *Partition) wakeAppend() {
+	if !p.appendWaiting.Load() {
+		return
+	}
+	p.notifyMu.Lock()
+	if p.appendCh != nil {
+		close(p.appendCh)
+		p.appendCh = nil
+	}
+	p.appendWaiting.Store(false)
 	p.notifyMu.Unlock()
 }
 
@@ -154,15 +237,28 @@ func (p *Partition) closeNotify() {
 		close(p.notifyCh)
 		p.notifyCh = nil
 	}
+	if p.appendCh != nil {
+		close(p.appendCh)
+		p.appendCh = nil
+	}
 	p.notifyMu.Unlock()
 }
 
 // Flush fsyncs everything appended so far.
 func (p *Partition) Flush() error {
-	if p.isClosed() {
-		return ErrClosed
+	for {
+		p.mu.Lock()
+		closed, end, gen := p.closed, p.leo.Load(), p.truncGen.Load()
+		p.mu.Unlock()
+		if closed {
+			return ErrClosed
+		}
+		// A truncation during the wait changed what "everything" is; flush
+		// the new log instead.
+		if err := p.waitDurable(end, gen); !errors.Is(err, errTruncated) {
+			return err
+		}
 	}
-	return p.waitDurable(p.leo.Load())
 }
 
 // intervalFlusher fsyncs the partition periodically under FlushInterval.

@@ -28,6 +28,14 @@ type Partition struct {
 	staged    []stagedProducer // scratch for one append
 	closed    bool
 	flusher   *intervalFlusher
+	// fireDue is set when the durable end advanced under mu; the OnDurable
+	// callback runs once mu is released (it must see no storage lock).
+	fireDue bool
+
+	// epochs is the leader-epoch cache (epochs.go), replaced copy-on-write
+	// under mu and epochMu so that readers only need epochMu shared.
+	epochMu sync.RWMutex
+	epochs  []EpochEntry
 
 	// segMu guards the segment list and the file handles' lifetime.
 	segMu       sync.RWMutex
@@ -37,6 +45,17 @@ type Partition struct {
 	leo atomic.Int64 // log end offset: next offset to assign
 	hw  atomic.Int64 // high watermark: end of what Read serves
 	lso atomic.Int64 // log start offset: base of the first segment
+
+	// durEnd is DurableEnd: the fsynced end under FlushSync, the log end
+	// otherwise. Raised under mu or syncMu (CAS max); only truncation,
+	// holding both, lowers it (and hw).
+	durEnd     atomic.Int64
+	externalHW atomic.Bool // mirrors cfg.ExternalHW for lock-free readers
+	onDurable  atomic.Pointer[func(int64)]
+	// truncGen counts truncations. A Pending and an in-flight group-commit
+	// fsync remember it, so that neither publishes or waits for offsets a
+	// truncation took away. Changed under mu and segMu.
+	truncGen atomic.Int64
 
 	// Group commit state (flush.go).
 	syncMu   sync.Mutex
@@ -52,6 +71,10 @@ type Partition struct {
 	notifyMu   sync.Mutex
 	notifyCh   chan struct{}
 	notifyDone bool
+	// appendCh is NotifyAppend's channel; appendWaiting lets the append
+	// path skip notifyMu when nobody waits.
+	appendCh      chan struct{}
+	appendWaiting atomic.Bool
 
 	// cleanMu serializes Clean with itself and with Close.
 	cleanMu     sync.Mutex
@@ -69,12 +92,21 @@ func OpenPartition(dir string, cfg Config, logger *slog.Logger) (*Partition, err
 	}
 	p := &Partition{dir: dir, log: logger, cfg: cfg.sanitize()}
 	p.syncCond = sync.NewCond(&p.syncMu)
+	p.externalHW.Store(p.cfg.ExternalHW)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("storage: open partition: %w", err)
 	}
 	if err := p.recover(); err != nil {
 		p.closeFiles()
 		return nil, fmt.Errorf("storage: open partition %s: %w", dir, err)
+	}
+	if p.cfg.ExternalHW {
+		// What was committed before the restart is not known here (Kafka
+		// keeps a high watermark checkpoint; sluice leaves it to the
+		// replication layer), and the recovered tail may never have
+		// reached the other replicas. Exposing nothing is the safe start;
+		// the leader raises it once its in-sync replicas report back.
+		p.hw.Store(p.lso.Load())
 	}
 	if p.cfg.FlushMode == FlushInterval {
 		p.flusher = p.startFlusher(p.cfg.FlushInterval)
@@ -89,7 +121,8 @@ func (p *Partition) LogStartOffset() int64 { return p.lso.Load() }
 func (p *Partition) LogEndOffset() int64 { return p.leo.Load() }
 
 // HighWatermark is the end of what consumers may read: under FlushSync the
-// end of fsynced data, otherwise the log end offset.
+// end of fsynced data, otherwise the log end offset. With ExternalHW it is
+// whatever SetHighWatermark last set (clamped to DurableEnd).
 func (p *Partition) HighWatermark() int64 { return p.hw.Load() }
 
 // Size is the total number of bytes in all segments.
@@ -117,12 +150,23 @@ func (p *Partition) UpdateConfig(cfg Config) {
 			p.flusher = p.startFlusher(cfg.FlushInterval)
 		}
 	}
+	p.externalHW.Store(cfg.ExternalHW)
 	if cfg.FlushMode != FlushSync {
-		// The weaker modes expose everything written.
-		p.publishHW(p.leo.Load())
+		// The weaker modes count everything written as durable.
+		p.raiseDurableEnd(p.leo.Load())
+		p.fireDue = true
 	}
+	if !cfg.ExternalHW {
+		// Covers switching ExternalHW off: the HW catches up with what
+		// the flush mode would have published meanwhile.
+		p.publishHW(p.durEnd.Load())
+	}
+	fire := p.takeFire()
 	p.mu.Unlock()
 	stop.stop()
+	if fire {
+		p.fireOnDurable()
+	}
 }
 
 func (p *Partition) config() Config {
@@ -156,7 +200,7 @@ func (p *Partition) Close() error {
 
 	// No append can start now, so this covers every acknowledged write
 	// and wakes appenders still waiting for their fsync.
-	err := p.waitDurable(p.leo.Load())
+	err := p.waitDurable(p.leo.Load(), p.truncGen.Load())
 	if err == nil && p.failure() == nil {
 		// Only a healthy log gets a snapshot: after a failure the state in
 		// memory may be ahead of what is on disk.

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"fmt"
+	"sync/atomic"
 
 	"github.com/sluice-io/sluice/broker/batch"
 )
@@ -24,12 +25,27 @@ func (p *Partition) Read(offset int64, maxBytes int) ([]byte, error) {
 // ReadInto is Read that reuses dst's storage when it is large enough, so a
 // fetch loop can read without allocating. The result aliases dst.
 func (p *Partition) ReadInto(dst []byte, offset int64, maxBytes int) ([]byte, error) {
+	return p.readBelow(&p.hw, dst, offset, maxBytes)
+}
+
+// ReadReplica is ReadInto bounded by the log end offset instead of the
+// high watermark: a follower replicates everything the leader has written,
+// committed or not. Reading at the log end returns no bytes; outside
+// [LogStartOffset, LogEndOffset] it fails with ErrOffsetOutOfRange.
+func (p *Partition) ReadReplica(dst []byte, offset int64, maxBytes int) ([]byte, error) {
+	return p.readBelow(&p.leo, dst, offset, maxBytes)
+}
+
+// readBelow serves reads that stop at the offset in end (the high
+// watermark or the log end). It is loaded under segMu, so a truncation,
+// which lowers both under segMu, is seen together with its segments.
+func (p *Partition) readBelow(end *atomic.Int64, dst []byte, offset int64, maxBytes int) ([]byte, error) {
 	p.segMu.RLock()
 	defer p.segMu.RUnlock()
 	if p.filesClosed {
 		return nil, ErrClosed
 	}
-	hw, lso := p.hw.Load(), p.lso.Load()
+	hw, lso := end.Load(), p.lso.Load()
 	if offset == hw {
 		return dst[:0], nil
 	}

@@ -24,7 +24,8 @@ import (
 //  4. the active segment is scanned batch by batch (CRC and offset
 //     continuity) and cut at the first bad batch; its index is rebuilt in
 //     memory, then it is fsynced so everything left is durable;
-//  5. producer state is loaded from a snapshot plus the headers after it.
+//  5. producer state is loaded from a snapshot plus the headers after it;
+//  6. the leader-epoch cache is loaded, or rebuilt from batch headers.
 func (p *Partition) recover() error {
 	if err := p.resolveLeftovers(); err != nil {
 		return err
@@ -84,9 +85,13 @@ func (p *Partition) recover() error {
 	p.leo.Store(p.active.next)
 	p.lso.Store(p.segs[0].base)
 	p.durable = p.active.next
+	p.durEnd.Store(p.active.next)
 	p.hw.Store(p.active.next)
 	p.cleanedUpTo = p.segs[0].base
-	return p.loadProducers()
+	if err := p.loadProducers(); err != nil {
+		return err
+	}
+	return p.loadEpochs()
 }
 
 // resolveLeftovers handles files that interrupted operations leave behind.

@@ -95,6 +95,11 @@ func (p *Partition) deletePrefix(n int, why string) error {
 	}
 	p.mu.Lock()
 	p.producers.evictBelow(lso)
+	if next, changed := epochsFrom(p.epochs, lso); changed {
+		if err := p.setEpochs(next); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	p.mu.Unlock()
 	return errors.Join(errs...)
 }

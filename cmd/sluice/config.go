@@ -38,7 +38,20 @@ type serveConfig struct {
 	LogLevel          slog.Level
 	LogFormat         string // text or json
 	JobsDir           string // directory of job files kept deployed; "" is off
+
+	// Cluster mode (ClusterListen set): the node joins the others through
+	// NATS routes; topics, leaders and ISRs live in the cluster metadata.
+	ClusterListen   string        // host:port of this node's NATS route listener
+	Peers           []string      // the other nodes' route addresses
+	ClusterName     string        // NATS cluster name, the same on every node
+	Rack            string        // for rack-aware replica placement
+	SessionTimeout  time.Duration // a node is dead this long after its last heartbeat
+	ReplicaLagMax   time.Duration // replica.lag.time.max.ms
+	DefaultReplicas int32         // replication factor of topics created without one; 0: min(3, nodes)
 }
+
+// clustered reports whether the node runs as part of a cluster.
+func (c serveConfig) clustered() bool { return c.ClusterListen != "" }
 
 // serveKeys are the settings sluice serve accepts, each a flag, a config
 // file key and an environment variable. A config file key not listed here
@@ -47,6 +60,8 @@ var serveKeys = []string{
 	"data-dir", "listen", "advertised-addr", "metrics-listen", "node-id",
 	"flush", "flush-interval", "auto-create-topics", "default-partitions",
 	"log-level", "log-format", "jobs-dir",
+	"cluster-listen", "peers", "cluster-name", "rack", "session-timeout",
+	"replica-lag-time-max", "default-replication-factor",
 }
 
 // addServeFlags declares serve's flags with their defaults; the defaults
@@ -65,6 +80,13 @@ func addServeFlags(fs *pflag.FlagSet) {
 	fs.String("log-level", "info", "debug, info, warn or error")
 	fs.String("log-format", "text", "text or json")
 	fs.String("jobs-dir", "", "directory of job files (*.yaml) to keep deployed: a new or changed file is deployed, a removed one stops its job; empty disables")
+	fs.String("cluster-listen", "", "host:port for cluster traffic (NATS routes); setting it runs the node as part of a replicated cluster with --peers")
+	fs.String("peers", "", "comma-separated cluster-listen addresses of the other nodes")
+	fs.String("cluster-name", "sluice", "cluster name, the same on every node")
+	fs.String("rack", "", "this node's rack, for spreading a partition's replicas over racks")
+	fs.Duration("session-timeout", 3*time.Second, "a node that sent no heartbeat for this long is dead and loses its leaderships")
+	fs.Duration("replica-lag-time-max", 10*time.Second, "a follower that has not caught up for this long leaves the ISR (Kafka's replica.lag.time.max.ms)")
+	fs.Int32("default-replication-factor", 0, "replication factor of topics created without one; 0 means min(3, live nodes)")
 }
 
 // newServeViper layers flags over SLUICE_* environment variables over the
@@ -198,6 +220,47 @@ func loadServeConfig(v *viper.Viper) (serveConfig, error) {
 			bad("jobs-dir", "%q is not a directory", c.JobsDir)
 		}
 	}
+	c.ClusterListen = str("cluster-listen")
+	if c.ClusterListen != "" {
+		if err := checkHostPort(c.ClusterListen); err != nil {
+			bad("cluster-listen", "%q: %v", c.ClusterListen, err)
+		} else if _, port, _ := net.SplitHostPort(c.ClusterListen); port == "0" {
+			bad("cluster-listen", "%q: the other nodes need a fixed port", c.ClusterListen)
+		}
+	}
+	for _, p := range strings.Split(str("peers"), ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		if err := checkHostPort(p); err != nil {
+			bad("peers", "%q: %v", p, err)
+			continue
+		}
+		c.Peers = append(c.Peers, p)
+	}
+	if len(c.Peers) > 0 && c.ClusterListen == "" {
+		bad("peers", "needs --cluster-listen, this node's own cluster address")
+	}
+	c.ClusterName = str("cluster-name")
+	if c.ClusterName == "" || strings.ContainsAny(c.ClusterName, " .*>") {
+		bad("cluster-name", "%q must be non-empty without spaces, '.', '*' or '>'", c.ClusterName)
+	}
+	c.Rack = str("rack")
+	if d, err := time.ParseDuration(str("session-timeout")); err != nil || d < time.Second {
+		bad("session-timeout", "%q is not a duration of at least 1s", str("session-timeout"))
+	} else {
+		c.SessionTimeout = d
+	}
+	if d, err := time.ParseDuration(str("replica-lag-time-max")); err != nil || d <= 0 {
+		bad("replica-lag-time-max", "%q is not a positive duration", str("replica-lag-time-max"))
+	} else {
+		c.ReplicaLagMax = d
+	}
+	if n, err := strconv.ParseInt(str("default-replication-factor"), 10, 32); err != nil || n < 0 {
+		bad("default-replication-factor", "%q is not a non-negative integer", str("default-replication-factor"))
+	} else {
+		c.DefaultReplicas = int32(n)
+	}
 	if len(problems) > 0 {
 		return c, fmt.Errorf("invalid configuration:\n  %w", joinIndented(problems))
 	}
@@ -230,6 +293,21 @@ func (c serveConfig) storageDefaults() storage.Config {
 	d.FlushMode = c.Flush
 	d.FlushInterval = c.FlushInterval
 	return d
+}
+
+// brokerConfig is the node's broker configuration. externalHW hands the
+// high watermarks to replication (cluster mode).
+func (c serveConfig) brokerConfig(log *slog.Logger, externalHW bool) broker.Config {
+	return broker.Config{
+		DataDir:           c.DataDir,
+		NodeID:            c.NodeID,
+		Defaults:          c.storageDefaults(),
+		AutoCreateTopics:  c.AutoCreateTopics,
+		DefaultPartitions: c.DefaultPartitions,
+		CleanInterval:     cleanInterval,
+		ExternalHW:        externalHW,
+		Logger:            log,
+	}
 }
 
 // newLogger builds the node's logger on stderr.

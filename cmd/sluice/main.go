@@ -72,6 +72,8 @@ operators are WebAssembly modules. This binary runs a node and talks to one.`,
 	root.AddCommand(
 		newServeCmd(),
 		newTopicCmd(),
+		newClusterCmd(),
+		newPartitionCmd(),
 		newProduceCmd(),
 		newConsumeCmd(),
 		newGroupCmd(),

@@ -73,16 +73,11 @@ partition is flushed and closed.`,
 func serve(ctx context.Context, cfg serveConfig) (err error) {
 	log := cfg.newLogger()
 	slog.SetDefault(log)
+	if cfg.clustered() {
+		return serveCluster(ctx, cfg)
+	}
 
-	b, err := broker.Open(broker.Config{
-		DataDir:           cfg.DataDir,
-		NodeID:            cfg.NodeID,
-		Defaults:          cfg.storageDefaults(),
-		AutoCreateTopics:  cfg.AutoCreateTopics,
-		DefaultPartitions: cfg.DefaultPartitions,
-		CleanInterval:     cleanInterval,
-		Logger:            log,
-	})
+	b, err := broker.Open(cfg.brokerConfig(log, false))
 	if err != nil {
 		return err
 	}

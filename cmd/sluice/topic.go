@@ -59,7 +59,7 @@ func newTopicCreateCmd() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.Int32Var(&partitions, "partitions", 1, "number of partitions")
-	f.Int16Var(&replication, "replication-factor", 1, "replicas per partition")
+	f.Int16Var(&replication, "replication-factor", -1, "replicas per partition; -1 is the cluster's default (1 on a single node, up to 3 in a cluster)")
 	f.StringVar(&retention, "retention", "", `how long records are kept (retention.ms): a Go duration or days, e.g. 7d, 36h, 1d12h; -1 keeps forever`)
 	f.StringArrayVar(&configs, "config", nil, "topic config KEY=VALUE, e.g. cleanup.policy=compact (repeatable)")
 	return cmd
@@ -194,9 +194,15 @@ func describeTopic(ctx context.Context, w io.Writer, adm *kadm.Client, name stri
 		fmt.Fprintf(tw, "Internal:\ttrue\n")
 	}
 	fmt.Fprintln(tw)
-	fmt.Fprintln(tw, "PARTITION\tLEADER\tREPLICAS\tISR\tLOG-START\tLOG-END")
+	// The end offset a client can read to is the high watermark: with
+	// replication, records not yet on every in-sync replica are not in it.
+	fmt.Fprintln(tw, "PARTITION\tLEADER\tEPOCH\tREPLICAS\tISR\tLOG-START\tHIGH-WATERMARK")
 	for _, p := range t.Partitions.Sorted() {
-		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%s\n", p.Partition, p.Leader, ids(p.Replicas), ids(p.ISR),
+		leader := strconv.Itoa(int(p.Leader))
+		if p.Leader < 0 {
+			leader = "none"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%s\t%s\n", p.Partition, leader, p.LeaderEpoch, ids(p.Replicas), ids(p.ISR),
 			offsetCell(starts, name, p.Partition), offsetCell(ends, name, p.Partition))
 	}
 	fmt.Fprintln(tw)

@@ -30,9 +30,9 @@ func TestTopicLifecycle(t *testing.T) {
 	desc := n.ok("", "topic", "describe", "orders")
 	for _, want := range []string{
 		`(?m)^Partitions:\s+3$`,
-		`(?m)^0\s+1\s+1\s+1\s+0\s+0$`, // partition, leader, replicas, isr, log start, log end
-		`(?m)^1\s+1\s+1\s+1\s+0\s+0$`,
-		`(?m)^2\s+1\s+1\s+1\s+0\s+0$`,
+		`(?m)^0\s+1\s+0\s+1\s+1\s+0\s+0$`, // partition, leader, epoch, replicas, isr, log start, high watermark
+		`(?m)^1\s+1\s+0\s+1\s+1\s+0\s+0$`,
+		`(?m)^2\s+1\s+0\s+1\s+1\s+0\s+0$`,
 		`(?m)^retention\.ms\s+604800000\s+topic$`,
 		`(?m)^cleanup\.policy\s+compact\s+topic$`,
 		`(?m)^segment\.bytes\s+\d+\s+default$`,
@@ -72,8 +72,8 @@ func TestTopicDescribeOffsets(t *testing.T) {
 	n.ok("", "topic", "create", "t", "--partitions", "2")
 	n.ok(strings.Repeat("x\n", 5), "produce", "t", "--partition", "1")
 	desc := n.ok("", "topic", "describe", "t")
-	if !regexp.MustCompile(`(?m)^0\s+1\s+1\s+1\s+0\s+0$`).MatchString(desc) ||
-		!regexp.MustCompile(`(?m)^1\s+1\s+1\s+1\s+0\s+5$`).MatchString(desc) {
+	if !regexp.MustCompile(`(?m)^0\s+1\s+0\s+1\s+1\s+0\s+0$`).MatchString(desc) ||
+		!regexp.MustCompile(`(?m)^1\s+1\s+0\s+1\s+1\s+0\s+5$`).MatchString(desc) {
 		t.Errorf("describe after 5 records in partition 1:\n%s", desc)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -106,6 +107,13 @@ func (n *Node) Restart() {
 
 func (n *Node) start() {
 	n.t.Helper()
+	n.launch()
+	n.waitReady()
+}
+
+// launch starts the process without waiting for it.
+func (n *Node) launch() {
+	n.t.Helper()
 	n.logs = &SyncBuffer{}
 	n.cmd = exec.Command(Binary(n.t), n.Args...)
 	n.cmd.Stdout, n.cmd.Stderr = n.logs, n.logs
@@ -117,6 +125,11 @@ func (n *Node) start() {
 		n.err = n.cmd.Wait()
 		close(n.exited)
 	}()
+}
+
+// waitReady waits until the process listens on both its ports.
+func (n *Node) waitReady() {
+	n.t.Helper()
 	// The HTTP listener opens after the job manager has reloaded the
 	// node's jobs, so once both ports answer the node is fully up.
 	deadline := time.Now().Add(30 * time.Second)
@@ -137,6 +150,62 @@ func (n *Node) start() {
 			}
 		}
 	}
+}
+
+// StartCluster runs n `sluice serve` processes that form one cluster
+// (node ids 1..n, data in baseDir/node-<id>, fresh Kafka, metrics and
+// cluster ports) and waits until all of them are up. They start together
+// because a clustered node waits for a quorum before it listens. extra
+// flags go to every node.
+func StartCluster(t testing.TB, baseDir string, n int, extra ...string) []*Node {
+	t.Helper()
+	routes := make([]string, n)
+	for i := range routes {
+		routes[i] = FreePort(t)
+	}
+	nodes := make([]*Node, n)
+	for i := range nodes {
+		var peers []string
+		for j, r := range routes {
+			if j != i {
+				peers = append(peers, r)
+			}
+		}
+		dir := filepath.Join(baseDir, fmt.Sprintf("node-%d", i+1))
+		node := &Node{DataDir: dir, t: t}
+		node.Args = append([]string{"serve", "--data-dir", dir, "--listen", FreePort(t), "--metrics-listen", FreePort(t),
+			"--node-id", strconv.Itoa(i + 1), "--cluster-listen", routes[i], "--peers", strings.Join(peers, ",")}, extra...)
+		node.Addr, node.Admin = node.Args[4], node.Args[6]
+		nodes[i] = node
+		t.Cleanup(func() {
+			if node.cmd != nil && node.Running() {
+				node.Kill()
+			}
+			if t.Failed() {
+				t.Logf("node %s log:\n%s", node.Addr, node.Logs())
+			}
+		})
+	}
+	for _, node := range nodes {
+		node.launch()
+	}
+	for _, node := range nodes {
+		node.waitReady()
+	}
+	return nodes
+}
+
+// Launch starts a stopped node again without waiting for it to listen
+// (a cluster node that has lost its quorum does not).
+func (n *Node) Launch() {
+	n.t.Helper()
+	n.launch()
+}
+
+// WaitReady waits until a launched node listens.
+func (n *Node) WaitReady() {
+	n.t.Helper()
+	n.waitReady()
 }
 
 // Running reports whether the process is still alive.

@@ -1,0 +1,182 @@
+package cluster
+
+// A bucket watch feeds a local cache. nats.go implements a KV watch as an
+// ordered push consumer: an R1 consumer the server places on a random
+// replica of the stream. When that server stops, the client notices only
+// after two missed idle heartbeats (10 s, fixed in nats.go), which would
+// freeze this node's view of the cluster for that long after a peer dies.
+// So the watch also compares, a few times per session timeout, the last
+// revision it applied with the stream's last sequence; behind and not
+// moving for two checks in a row means stalled, and the watch is opened
+// again from the next revision.
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+type bucketWatch struct {
+	kv     jetstream.KeyValue
+	stream jetstream.Stream
+	name   string
+	check  time.Duration
+	apply  func([]jetstream.KeyValueEntry)
+	log    *slog.Logger
+
+	w   jetstream.KeyWatcher
+	rev uint64 // last revision applied; owned by the watch goroutine after start
+}
+
+// startBucketWatch loads the bucket's current contents through apply and
+// then follows updates in a goroutine owned by wg until runCtx ends.
+func startBucketWatch(ctx, runCtx context.Context, wg *sync.WaitGroup, bw *bucketWatch) error {
+	w, err := openWatch(ctx, runCtx, bw.kv)
+	if err != nil {
+		return err
+	}
+	bw.w = w
+	var initial []jetstream.KeyValueEntry
+	for loaded := false; !loaded; {
+		select {
+		case <-ctx.Done():
+			_ = w.Stop()
+			return ctx.Err()
+		case e, ok := <-w.Updates():
+			if !ok {
+				return errors.New("watch closed while loading")
+			}
+			if e == nil {
+				loaded = true
+				break
+			}
+			initial = append(initial, e)
+			bw.rev = max(bw.rev, e.Revision())
+		}
+	}
+	bw.apply(initial)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		bw.follow(runCtx)
+	}()
+	return nil
+}
+
+// openWatch opens a watch that lives until runCtx ends or it is stopped.
+// nats.go ties the subscription to the context it was created with, so the
+// creation timeout cannot be a deadline on that context: a timer cancels
+// it instead, and a watch whose timer fired is discarded.
+func openWatch(ctx, runCtx context.Context, kv jetstream.KeyValue, opts ...jetstream.WatchOpt) (jetstream.KeyWatcher, error) {
+	var w jetstream.KeyWatcher
+	err := retryTransient(ctx, func(attemptCtx context.Context) error {
+		wctx, cancel := context.WithCancel(runCtx)
+		stopTimer := context.AfterFunc(attemptCtx, cancel)
+		var err error
+		w, err = kv.WatchAll(wctx, opts...)
+		if !stopTimer() {
+			cancel()
+			if err == nil {
+				_ = w.Stop()
+			}
+			return errors.Join(context.DeadlineExceeded, err)
+		}
+		if err != nil {
+			cancel()
+		}
+		return err
+	})
+	return w, err
+}
+
+func (bw *bucketWatch) follow(ctx context.Context) {
+	defer func() { _ = bw.w.Stop() }()
+	tick := time.NewTicker(bw.check)
+	defer tick.Stop()
+	updates := bw.w.Updates()
+	batch := make([]jetstream.KeyValueEntry, 0, 64)
+	var stalled int
+	revAtCheck := bw.rev
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case e, ok := <-updates:
+			if !ok {
+				updates = nil // reopened at the next check
+				continue
+			}
+			batch = append(batch[:0], e)
+			// Whatever already arrived is applied as one batch, so that
+			// subscribers see a burst of writes as one change.
+		drain:
+			for len(batch) < cap(batch) {
+				select {
+				case e, ok := <-updates:
+					if !ok {
+						break drain
+					}
+					batch = append(batch, e)
+				default:
+					break drain
+				}
+			}
+			for _, e := range batch {
+				if e != nil {
+					bw.rev = max(bw.rev, e.Revision())
+				}
+			}
+			bw.apply(batch)
+		case <-tick.C:
+			if updates != nil && !bw.behind(ctx, revAtCheck) {
+				stalled = 0
+			} else {
+				stalled++
+			}
+			revAtCheck = bw.rev
+			if stalled >= 2 || updates == nil {
+				if bw.reopen(ctx) {
+					updates = bw.w.Updates()
+				}
+				stalled = 0
+			}
+		}
+	}
+}
+
+// behind tells whether the stream holds revisions past what was applied
+// while nothing was applied since the last check.
+func (bw *bucketWatch) behind(ctx context.Context, revAtCheck uint64) bool {
+	if bw.rev != revAtCheck {
+		return false
+	}
+	ictx, cancel := context.WithTimeout(ctx, bw.check)
+	defer cancel()
+	info, err := bw.stream.Info(ictx)
+	if err != nil {
+		return false // no stream leader right now; nothing to catch up from either
+	}
+	return info.State.LastSeq > bw.rev
+}
+
+func (bw *bucketWatch) reopen(ctx context.Context) bool {
+	_ = bw.w.Stop()
+	octx, cancel := context.WithTimeout(ctx, attemptTimeout)
+	defer cancel()
+	var opts []jetstream.WatchOpt
+	if bw.rev > 0 {
+		opts = append(opts, jetstream.ResumeFromRevision(bw.rev+1), jetstream.IncludeHistory())
+	}
+	w, err := openWatch(octx, ctx, bw.kv, opts...)
+	if err != nil {
+		bw.log.Warn("could not reopen stalled watch", "bucket", bw.name, "err", err)
+		return false
+	}
+	bw.log.Info("reopened stalled watch", "bucket", bw.name, "from", bw.rev+1)
+	bw.w = w
+	return true
+}
