@@ -56,6 +56,7 @@ type liveNode struct {
 
 type liveness struct {
 	kv       jetstream.KeyValue
+	watch    *bucketWatch
 	self     NodeInfo
 	timeout  time.Duration
 	interval time.Duration
@@ -85,9 +86,8 @@ func (l *liveness) start(ctx, runCtx context.Context, wg *sync.WaitGroup, stream
 	if err := l.beat(ctx); err != nil {
 		return fmt.Errorf("cluster: first heartbeat: %w", err)
 	}
-	err := startBucketWatch(ctx, runCtx, wg, &bucketWatch{
-		kv: l.kv, stream: stream, name: liveBucket, check: l.interval / 2, apply: l.applyBatch, log: l.log,
-	})
+	l.watch = &bucketWatch{kv: l.kv, stream: stream, name: liveBucket, check: l.interval / 2, apply: l.applyBatch, log: l.log}
+	err := startBucketWatch(ctx, runCtx, wg, l.watch)
 	if err != nil {
 		return fmt.Errorf("cluster: watch %s: %w", liveBucket, err)
 	}

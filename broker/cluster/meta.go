@@ -73,8 +73,9 @@ const maxCASAttempts = 200
 // bucket by the watch delay, so a writer that must read its own write waits
 // with WaitRevision (the write methods here do it for the caller).
 type MetaStore struct {
-	kv  jetstream.KeyValue
-	log *slog.Logger
+	kv    jetstream.KeyValue
+	log   *slog.Logger
+	watch *bucketWatch
 
 	mu        sync.RWMutex
 	clusterID string
@@ -101,9 +102,8 @@ func newMetaStore(kv jetstream.KeyValue, log *slog.Logger) *MetaStore {
 
 // start loads the bucket and follows it until runCtx ends.
 func (m *MetaStore) start(ctx, runCtx context.Context, wg *sync.WaitGroup, stream jetstream.Stream, check time.Duration) error {
-	err := startBucketWatch(ctx, runCtx, wg, &bucketWatch{
-		kv: m.kv, stream: stream, name: metaBucket, check: check, apply: m.apply, log: m.log,
-	})
+	m.watch = &bucketWatch{kv: m.kv, stream: stream, name: metaBucket, check: check, apply: m.apply, log: m.log}
+	err := startBucketWatch(ctx, runCtx, wg, m.watch)
 	if err != nil {
 		return fmt.Errorf("cluster: watch %s: %w", metaBucket, err)
 	}

@@ -123,6 +123,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	cfg.Self.Incarnation = randomIncarnation()
+	setRaftTiming()
 	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.NodeID)}
 	if err := n.start(ctx); err != nil {
 		n.shutdown(false)
@@ -234,7 +235,43 @@ func (n *Node) start(ctx context.Context) error {
 		defer n.wg.Done()
 		n.ctrl.run(runCtx)
 	}()
+	if n.cfg.clustered() {
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			n.watchRoutes(runCtx)
+		}()
+	}
 	return nil
+}
+
+// routePollInterval is how often a node counts its routes. Counting is a
+// lock and a map length in the server, so polling often is cheap, and it
+// is the fastest sign of a dead peer: the kernel closes a killed process's
+// connections at once.
+const routePollInterval = 50 * time.Millisecond
+
+// watchRoutes reopens the bucket watches whenever a route to a peer goes
+// away. A watch's consumer may live on the peer that died, and nats.go
+// notices that only after 10 s; see watch.go.
+func (n *Node) watchRoutes(ctx context.Context) {
+	tick := time.NewTicker(routePollInterval)
+	defer tick.Stop()
+	last := n.srv.NumRoutes()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		routes := n.srv.NumRoutes()
+		if routes < last {
+			n.log.Info("lost a route to a peer; reopening metadata watches", "routes", routes, "before", last)
+			n.meta.watch.reopenSoon()
+			n.live.watch.reopenSoon()
+		}
+		last = routes
+	}
 }
 
 // waitJetStream waits for the meta group to have a leader: before that the

@@ -8,7 +8,10 @@ package cluster
 // So the watch also compares, a few times per session timeout, the last
 // revision it applied with the stream's last sequence; behind and not
 // moving for two checks in a row means stalled, and the watch is opened
-// again from the next revision.
+// again from the next revision. That check needs the stream to have a
+// leader, which it does not while the dead server's Raft groups elect new
+// ones, so the node also nudges its watches the moment it loses a route to
+// a peer (see Node.watchRoutes): they reopen at once, on a live server.
 
 import (
 	"context"
@@ -28,8 +31,17 @@ type bucketWatch struct {
 	apply  func([]jetstream.KeyValueEntry)
 	log    *slog.Logger
 
-	w   jetstream.KeyWatcher
-	rev uint64 // last revision applied; owned by the watch goroutine after start
+	w     jetstream.KeyWatcher
+	rev   uint64        // last revision applied; owned by the watch goroutine after start
+	nudge chan struct{} // cap 1: reopen now (a peer went away)
+}
+
+// reopenSoon asks the watch to reopen without waiting for the stall check.
+func (bw *bucketWatch) reopenSoon() {
+	select {
+	case bw.nudge <- struct{}{}:
+	default:
+	}
 }
 
 // startBucketWatch loads the bucket's current contents through apply and
@@ -40,6 +52,7 @@ func startBucketWatch(ctx, runCtx context.Context, wg *sync.WaitGroup, bw *bucke
 		return err
 	}
 	bw.w = w
+	bw.nudge = make(chan struct{}, 1)
 	var initial []jetstream.KeyValueEntry
 	for loaded := false; !loaded; {
 		select {
@@ -131,6 +144,13 @@ func (bw *bucketWatch) follow(ctx context.Context) {
 				}
 			}
 			bw.apply(batch)
+		case <-bw.nudge:
+			if bw.reopen(ctx) {
+				updates = bw.w.Updates()
+			} else {
+				updates = nil // retried at the next check
+			}
+			stalled, revAtCheck = 0, bw.rev
 		case <-tick.C:
 			if updates != nil && !bw.behind(ctx, revAtCheck) {
 				stalled = 0
@@ -164,7 +184,10 @@ func (bw *bucketWatch) behind(ctx context.Context, revAtCheck uint64) bool {
 }
 
 func (bw *bucketWatch) reopen(ctx context.Context) bool {
-	_ = bw.w.Stop()
+	// Stop deletes the old consumer with a request that waits out nats.go's
+	// 5 s timeout when the consumer's server is the one that died, so it
+	// runs on its own; nothing reads the old watch after this.
+	go func(old jetstream.KeyWatcher) { _ = old.Stop() }(bw.w)
 	octx, cancel := context.WithTimeout(ctx, attemptTimeout)
 	defer cancel()
 	var opts []jetstream.WatchOpt

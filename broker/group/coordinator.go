@@ -19,6 +19,10 @@ type Options struct {
 	OffsetsPartitions int32
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// Replicator makes the coordinator one node's part of a cluster's
+	// (see Replicator); nil is a single node, which opens (and creates)
+	// the offsets topic in its broker.
+	Replicator Replicator
 }
 
 // Coordinator is the shell around Machine: it serializes calls with a
@@ -40,8 +44,9 @@ type Coordinator struct {
 	wg   sync.WaitGroup
 }
 
-// New opens the offset store (creating and replaying the offsets topic)
-// and starts the coordinator's timer. Close stops it.
+// New opens the offset store (creating and replaying the offsets topic; in
+// a cluster, lazily, see OffsetStore.Ready) and starts the coordinator's
+// timer. Close stops it.
 func New(b *broker.Broker, opts Options) (*Coordinator, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -54,9 +59,14 @@ func New(b *broker.Broker, opts Options) (*Coordinator, error) {
 	if opts.OffsetsPartitions <= 0 {
 		opts.OffsetsPartitions = 1
 	}
-	store, err := openOffsetStore(b, opts.OffsetsPartitions, opts.Now)
-	if err != nil {
-		return nil, err
+	var store *OffsetStore
+	if opts.Replicator != nil {
+		store = newReplicatedStore(opts.Replicator, opts.Now)
+	} else {
+		var err error
+		if store, err = openOffsetStore(b, opts.OffsetsPartitions, opts.Now); err != nil {
+			return nil, err
+		}
 	}
 	c := &Coordinator{
 		b: b, now: opts.Now, offsets: store,

@@ -73,13 +73,109 @@ type groupOffsets struct {
 // concurrently and share fsyncs in storage (no lock is held while a commit
 // waits for the disk).
 type OffsetStore struct {
-	parts []*storage.Partition
+	parts []*storage.Partition // single node: the offsets topic's partitions
 	now   func() time.Time
+
+	// repl is set in a cluster, where parts is unused: each partition of
+	// the offsets topic is written by its leader only, and that node
+	// serves the groups hashed to it (see Ready).
+	repl   Replicator
+	loadMu sync.Mutex
+	loaded map[int32]int32 // partition → leader epoch its groups were loaded at
 
 	mu     sync.RWMutex
 	groups map[string]*groupOffsets
 
 	builders sync.Pool
+}
+
+// Replicator is the offsets topic's side of a replicated cluster. Only the
+// leader of a partition of the offsets topic may write it, and a commit is
+// acknowledged once every in-sync replica has it, so that it survives the
+// loss of the node. The leader of the partition a group hashes to is the
+// group's coordinator (FindCoordinator names it).
+type Replicator interface {
+	// OffsetsPartitions is the offsets topic's partition count; 0 while
+	// the topic does not exist.
+	OffsetsPartitions() int32
+	// Lead returns the local replica of partition p and its leader epoch
+	// when this node leads it, and an error otherwise.
+	Lead(p int32) (*storage.Partition, int32, error)
+	// AwaitReplicated waits until the in-sync replicas of partition p hold
+	// every record below end, written at epoch.
+	AwaitReplicated(p int32, epoch int32, end int64) error
+}
+
+// Errors of a clustered store; broker/kafka maps them to codes.
+var (
+	// ErrNotCoordinator: this node does not lead the group's partition of
+	// the offsets topic; the client must find the coordinator again.
+	ErrNotCoordinator = errors.New("group: this node is not the group's coordinator")
+	// ErrCoordinatorNotAvailable: the offsets topic does not exist yet.
+	ErrCoordinatorNotAvailable = errors.New("group: the offsets topic is not available")
+)
+
+// PartitionFor is the partition of an offsets topic of n partitions that
+// holds group's offsets.
+func PartitionFor(group string, n int32) int32 {
+	h := fnv.New32a()
+	h.Write([]byte(group))
+	return int32(h.Sum32() % uint32(n))
+}
+
+// newReplicatedStore is the store of a cluster node; it reads nothing until
+// it leads a partition (see Ready).
+func newReplicatedStore(repl Replicator, now func() time.Time) *OffsetStore {
+	s := &OffsetStore{now: now, groups: make(map[string]*groupOffsets), repl: repl, loaded: make(map[int32]int32)}
+	s.builders.New = func() any { return new(batch.Builder) }
+	return s
+}
+
+// Ready is the coordinator check of a cluster: it fails with
+// ErrNotCoordinator unless this node leads the group's partition of the
+// offsets topic, and the first time it leads it at a new epoch it loads
+// the partition's groups from the local log (which, on a new leader, holds
+// everything the old one acknowledged). On a single node it always
+// succeeds.
+func (s *OffsetStore) Ready(group string) error {
+	if s.repl == nil {
+		return nil
+	}
+	_, _, _, err := s.lead(group)
+	return err
+}
+
+// lead resolves group's partition in a cluster, loading it if needed.
+func (s *OffsetStore) lead(group string) (int32, *storage.Partition, int32, error) {
+	n := s.repl.OffsetsPartitions()
+	if n <= 0 {
+		return 0, nil, 0, ErrCoordinatorNotAvailable
+	}
+	p := PartitionFor(group, n)
+	part, epoch, err := s.repl.Lead(p)
+	if err != nil {
+		return p, nil, 0, fmt.Errorf("%w: %v", ErrNotCoordinator, err)
+	}
+	s.loadMu.Lock()
+	defer s.loadMu.Unlock()
+	if e, ok := s.loaded[p]; ok && e == epoch {
+		return p, part, epoch, nil
+	}
+	// What another node wrote while it led the partition is in our log
+	// now (we followed it); what we held in memory from an earlier term
+	// may be stale.
+	s.mu.Lock()
+	for g := range s.groups {
+		if PartitionFor(g, n) == p {
+			delete(s.groups, g)
+		}
+	}
+	s.mu.Unlock()
+	if err := s.replayTo(part, part.LogEndOffset()); err != nil {
+		return p, nil, 0, fmt.Errorf("group: load %s-%d: %w", OffsetsTopic, p, err)
+	}
+	s.loaded[p] = epoch
+	return p, part, epoch, nil
 }
 
 // openOffsetStore creates the offsets topic if missing and replays it.
@@ -116,17 +212,25 @@ func openOffsetStore(b *broker.Broker, partitions int32, now func() time.Time) (
 }
 
 func (s *OffsetStore) partitionFor(group string) *storage.Partition {
-	h := fnv.New32a()
-	h.Write([]byte(group))
-	return s.parts[h.Sum32()%uint32(len(s.parts))]
+	return s.parts[PartitionFor(group, int32(len(s.parts)))]
 }
 
 // replay loads a partition of the offsets topic into memory.
 func (s *OffsetStore) replay(p *storage.Partition) error {
+	return s.replayTo(p, -1)
+}
+
+// replayTo loads a partition into memory up to end, or up to the high
+// watermark for end -1.
+func (s *OffsetStore) replayTo(p *storage.Partition, end int64) error {
 	off := p.LogStartOffset()
+	limit, read := p.HighWatermark(), p.ReadInto
+	if end >= 0 {
+		limit, read = end, p.ReadReplica
+	}
 	var buf []byte
-	for off < p.HighWatermark() {
-		data, err := p.ReadInto(buf, off, 1<<20)
+	for off < limit {
+		data, err := read(buf, off, 1<<20)
 		if err != nil {
 			return err
 		}
@@ -302,9 +406,23 @@ func (s *OffsetStore) Commit(c Commit) error {
 	return nil
 }
 
-// append writes one batch and waits for it to be durable, holding no lock
-// of the store meanwhile.
+// append writes one batch and waits for it to be durable (in a cluster:
+// on every in-sync replica), holding no lock of the store meanwhile.
 func (s *OffsetStore) append(group string, records []byte) (storage.AppendInfo, error) {
+	if s.repl != nil {
+		p, part, epoch, err := s.lead(group)
+		if err != nil {
+			return storage.AppendInfo{}, err
+		}
+		info, pending, err := part.AppendAsync(records, epoch)
+		if err == nil {
+			err = pending.Wait()
+		}
+		if err == nil {
+			err = s.repl.AwaitReplicated(p, epoch, info.LastOffset+1)
+		}
+		return info, err
+	}
 	info, pending, err := s.partitionFor(group).AppendAsync(records, 0)
 	if err != nil {
 		return info, err

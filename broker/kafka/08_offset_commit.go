@@ -35,7 +35,8 @@ func handleOffsetCommit(cx *reqCtx, kreq kmsg.Request) (kmsg.Response, error) {
 	codes := make([][]int16, len(req.Topics))
 	for i, t := range req.Topics {
 		codes[i] = make([]int16, len(t.Partitions))
-		info, known := cx.s.b.Topic(t.Topic)
+		ct, known := topicSource{cx}.byName(t.Topic)
+		info := ct.Info
 		for j, p := range t.Partitions {
 			switch {
 			case groupErr != nil:

@@ -5,8 +5,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// handleFindCoordinator names this node as the coordinator of every group
-// (key type 0); a single node is everyone's coordinator. Transaction
+// handleFindCoordinator names the coordinator of a group (key type 0): on
+// a single node, this node; in a cluster, the leader of the group's
+// partition of the offsets topic, which is created on first use. Transaction
 // coordinators (type 1) are refused, as sluice has no transactions.
 // v4+ asks for several keys at once and gets one entry each.
 func handleFindCoordinator(cx *reqCtx, kreq kmsg.Request) (kmsg.Response, error) {
@@ -14,6 +15,8 @@ func handleFindCoordinator(cx *reqCtx, kreq kmsg.Request) (kmsg.Response, error)
 	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
 	host, port := cx.c.advertised()
 	node := cx.s.b.NodeID()
+	// answer finds key's coordinator: this node, or in a cluster the
+	// leader of the group's offsets partition.
 	answer := func(key string) (code int16, msg *string) {
 		switch {
 		case req.CoordinatorType != 0:
@@ -22,6 +25,13 @@ func handleFindCoordinator(cx *reqCtx, kreq kmsg.Request) (kmsg.Response, error)
 			msg = &s
 		case key == "":
 			code = kerr.InvalidGroupID.Code
+		case cx.s.cluster != nil:
+			b, err := cx.s.clusterCoordinator(key)
+			if err != nil {
+				code, msg = cx.code(err), errMessage(err)
+				break
+			}
+			node, host, port = b.ID, b.Host, b.Port
 		}
 		cx.count(code)
 		return code, msg

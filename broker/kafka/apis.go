@@ -58,14 +58,35 @@ const (
 	apiVersionsKey = 18
 )
 
-// groupAPI reports whether key is one of the consumer-group APIs, which
-// need the group coordinator.
-func groupAPI(key int16) bool {
-	switch key {
-	case 8, 9, 10, 11, 12, 13, 14, 15, 16, 42:
-		return true
+// groupsOf names the groups a group request is about; nil for requests
+// that are not about particular groups.
+func groupsOf(req kmsg.Request) []string {
+	switch r := req.(type) {
+	case *kmsg.OffsetCommitRequest:
+		return []string{r.Group}
+	case *kmsg.OffsetFetchRequest:
+		if r.Version < 8 {
+			return []string{r.Group}
+		}
+		out := make([]string, len(r.Groups))
+		for i, g := range r.Groups {
+			out[i] = g.Group
+		}
+		return out
+	case *kmsg.JoinGroupRequest:
+		return []string{r.Group}
+	case *kmsg.HeartbeatRequest:
+		return []string{r.Group}
+	case *kmsg.LeaveGroupRequest:
+		return []string{r.Group}
+	case *kmsg.SyncGroupRequest:
+		return []string{r.Group}
+	case *kmsg.DescribeGroupsRequest:
+		return r.Groups
+	case *kmsg.DeleteGroupsRequest:
+		return r.Groups
 	}
-	return false
+	return nil
 }
 
 // maxAPIKey bounds the table; kmsg knows fewer keys than this.
@@ -101,10 +122,13 @@ func (t *apiTable) supports(key, version int16) bool {
 
 // reqCtx is what a handler knows about the request besides its body.
 type reqCtx struct {
-	s       *Server
-	c       *conn
-	key     int16
-	version int16
+	s *Server
+	c *conn
+	// notCoordinator is the answer to a group request that this cluster
+	// node cannot serve (see Server.coordinates).
+	notCoordinator kmsg.Response
+	key            int16
+	version        int16
 	// errs counts error codes set in the response, for the errors metric.
 	errs int
 	// respSize is the handler's guess of the encoded response size, so the

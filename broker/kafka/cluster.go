@@ -2,9 +2,13 @@ package kafka
 
 import (
 	"context"
+	"errors"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kmsg"
+
 	"github.com/sluice-io/sluice/broker"
+	"github.com/sluice-io/sluice/broker/group"
 	"github.com/sluice-io/sluice/broker/storage"
 )
 
@@ -130,4 +134,85 @@ func (s *Server) requestContext(timeoutMs int32) (context.Context, context.Cance
 		}
 	}()
 	return ctx, cancel
+}
+
+// offsetsReplicator is the cluster as the group coordinator's offset store
+// sees it: the replicated offsets topic.
+type offsetsReplicator struct{ c Cluster }
+
+func (r offsetsReplicator) OffsetsPartitions() int32 {
+	t, ok := r.c.Topic(group.OffsetsTopic)
+	if !ok {
+		return 0
+	}
+	return t.Info.Partitions
+}
+
+func (r offsetsReplicator) Lead(p int32) (*storage.Partition, int32, error) {
+	return r.c.Leader(group.OffsetsTopic, p)
+}
+
+// offsetCommitTimeout bounds the wait for an offset commit's replication,
+// as Kafka's offsets.commit.timeout.ms (5 s).
+const offsetCommitTimeout = 5 * time.Second
+
+func (r offsetsReplicator) AwaitReplicated(p int32, epoch int32, end int64) error {
+	return r.c.AwaitReplicated(group.OffsetsTopic, p, epoch, end, offsetCommitTimeout)
+}
+
+// coordinates reports whether this cluster node coordinates every group a
+// group request names (loading a group's offsets when it first does). If
+// not, it leaves the answer in cx.notCoordinator: NOT_COORDINATOR, which
+// makes the client look the coordinator up again.
+func (s *Server) coordinates(cx *reqCtx, req kmsg.Request) bool {
+	for _, g := range groupsOf(req) {
+		err := s.groups.Offsets().Ready(g)
+		if err == nil {
+			continue
+		}
+		code := cx.code(err)
+		cx.notCoordinator = errorResponse(req, code, err.Error())
+		cx.count(code)
+		return false
+	}
+	return true
+}
+
+// offsetsTopicConfigs are the configs of the offsets topic a cluster
+// creates on the first FindCoordinator, as Kafka does.
+var offsetsTopicConfigs = map[string]string{"cleanup.policy": "compact", "segment.bytes": "104857600"}
+
+// clusterCoordinator finds the coordinator of a group in a cluster: the
+// leader of the group's partition of the offsets topic, which is created
+// when first needed.
+func (s *Server) clusterCoordinator(key string) (ClusterBroker, error) {
+	t, ok := s.cluster.Topic(group.OffsetsTopic)
+	if !ok {
+		ctx, cancel := s.requestContext(0)
+		defer cancel()
+		partitions := s.cfg.GroupOptions.OffsetsPartitions
+		if partitions <= 0 {
+			partitions = 1
+		}
+		var err error
+		t, err = s.cluster.CreateTopic(ctx, group.OffsetsTopic, partitions, -1, offsetsTopicConfigs)
+		if errors.Is(err, broker.ErrTopicExists) {
+			t, ok = s.cluster.Topic(group.OffsetsTopic)
+			if !ok {
+				return ClusterBroker{}, group.ErrCoordinatorNotAvailable
+			}
+		} else if err != nil {
+			return ClusterBroker{}, errors.Join(group.ErrCoordinatorNotAvailable, err)
+		}
+	}
+	if len(t.Partitions) == 0 {
+		return ClusterBroker{}, group.ErrCoordinatorNotAvailable
+	}
+	leader := t.Partitions[group.PartitionFor(key, int32(len(t.Partitions)))].Leader
+	for _, b := range s.cluster.Brokers() {
+		if b.ID == leader {
+			return b, nil
+		}
+	}
+	return ClusterBroker{}, group.ErrCoordinatorNotAvailable
 }

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kbin"
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -238,10 +237,9 @@ func (c *conn) handleFrame(frame *[]byte) error {
 		c.log.Debug("unsupported kafka request", "api", kmsg.NameForKey(req.key), "version", req.version)
 		resp = unsupportedResponse(req.body)
 		cx.count(unsupportedCode)
-	case c.s.groups == nil && groupAPI(req.key):
-		// A cluster node without a group coordinator (see Config.Groups).
-		resp = errorResponse(req.body, kerr.CoordinatorNotAvailable.Code, "consumer groups are not available in cluster mode yet")
-		cx.count(kerr.CoordinatorNotAvailable.Code)
+	case c.s.cluster != nil && !c.s.coordinates(cx, req.body):
+		// Answered with NOT_COORDINATOR (or why not) for every group.
+		resp = cx.notCoordinator
 	default:
 		resp, err = api.handle(cx, req.body)
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/sluice-io/sluice/broker"
 	"github.com/sluice-io/sluice/broker/batch"
+	"github.com/sluice-io/sluice/broker/group"
 	"github.com/sluice-io/sluice/broker/storage"
 )
 
@@ -51,6 +52,9 @@ var errorCodes = []struct {
 	{broker.ErrFencedLeaderEpoch, kerr.FencedLeaderEpoch},
 	{broker.ErrUnknownLeaderEpoch, kerr.UnknownLeaderEpoch},
 	{broker.ErrReplicationTimeout, kerr.RequestTimedOut},
+
+	{group.ErrNotCoordinator, kerr.NotCoordinator},
+	{group.ErrCoordinatorNotAvailable, kerr.CoordinatorNotAvailable},
 
 	{errTransactional, kerr.TransactionalIDAuthorizationFailed},
 	{errControlBatch, kerr.InvalidRecord},

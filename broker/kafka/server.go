@@ -112,21 +112,20 @@ func NewServer(b *broker.Broker, cfg Config) (*Server, error) {
 		conns:     make(map[*conn]struct{}),
 	}
 	s.groups = cfg.Groups
-	// In a cluster the offsets topic is replicated and each group's
-	// coordinator must be the leader of its offsets partition; until that
-	// is built, a cluster node serves no group APIs (see conn.go).
-	if s.groups == nil && cfg.Cluster == nil {
-		g, err := group.New(b, cfg.GroupOptions)
+	if s.groups == nil {
+		opts := cfg.GroupOptions
+		if cfg.Cluster != nil {
+			// The coordinator of a group is the leader of its partition
+			// of the replicated offsets topic.
+			opts.Replicator = offsetsReplicator{cfg.Cluster}
+		}
+		g, err := group.New(b, opts)
 		if err != nil {
 			return nil, fmt.Errorf("kafka: group coordinator: %w", err)
 		}
 		s.groups, s.ownGroups = g, true
 	}
-	var extra []prometheus.Collector
-	if s.groups != nil {
-		extra = append(extra, s.groups.Collector())
-	}
-	m, err := newMetrics(b, cfg.Registerer, extra...)
+	m, err := newMetrics(b, cfg.Registerer, s.groups.Collector())
 	if err != nil {
 		if s.ownGroups {
 			s.groups.Close()

@@ -169,12 +169,12 @@ func (m *Manager) reconcile() {
 			m.dropTopic(t)
 			continue
 		}
+		// A replica being added by a reassignment is in the partition's
+		// replicas before it is in the topic's assignment.
+		parts := meta.Partitions(t.Name)
 		mine := false
-		for _, rs := range t.Replicas {
-			if slices.Contains(rs, m.self) {
-				mine = true
-				break
-			}
+		for _, ps := range parts {
+			mine = mine || slices.Contains(ps.Replicas, m.self)
 		}
 		if !mine {
 			continue
@@ -185,7 +185,7 @@ func (m *Manager) reconcile() {
 			continue
 		}
 		minISR := broker.MinInsyncReplicas(t.Configs)
-		for _, ps := range meta.Partitions(t.Name) {
+		for _, ps := range parts {
 			if !slices.Contains(ps.Replicas, m.self) {
 				continue
 			}

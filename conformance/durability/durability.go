@@ -93,6 +93,10 @@ func Run(ctx context.Context, cfg Config, during func(ctx context.Context) error
 		acked  = map[int32][]string{} // partition → values in ack order
 	)
 	stop := make(chan struct{})
+	// produceCtx ends with the run, so that a producer blocked on a full
+	// buffer (the cluster not acknowledging) gets its records failed.
+	produceCtx, cancelProduce := context.WithCancel(ctx)
+	defer cancelProduce()
 	var wg sync.WaitGroup
 	for id := range cfg.Producers {
 		opts := append([]kgo.Opt{
@@ -143,7 +147,7 @@ func Run(ctx context.Context, cfg Config, during func(ctx context.Context) error
 				pending.Add(1)
 				// Produce blocks while MaxInFlight records are buffered,
 				// which is the producer's window.
-				cl.Produce(context.Background(), &kgo.Record{Key: []byte(value), Value: []byte(value)}, func(r *kgo.Record, err error) {
+				cl.Produce(produceCtx, &kgo.Record{Key: []byte(value), Value: []byte(value)}, func(r *kgo.Record, err error) {
 					defer pending.Done()
 					mu.Lock()
 					defer mu.Unlock()
@@ -165,6 +169,8 @@ func Run(ctx context.Context, cfg Config, during func(ctx context.Context) error
 		<-ctx.Done()
 	}
 	close(stop)
+	// Records still in flight get their delivery timeout to be answered.
+	time.AfterFunc(30*time.Second, cancelProduce)
 	wg.Wait()
 
 	stored, err := readBack(context.Background(), cfg)
