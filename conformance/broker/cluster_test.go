@@ -8,6 +8,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sluice-io/sluice/conformance/durability"
 	"github.com/sluice-io/sluice/internal/testnode"
@@ -162,4 +163,132 @@ func pollUntil(ctx context.Context, timeout time.Duration, cond func() bool) err
 		}
 	}
 	return nil
+}
+
+// TestClusterFollowerCutOffAndBack freezes a follower (SIGSTOP: its
+// connections stay open but silent, like a network cut) while acks=all
+// producers write: it leaves the ISR and the producers carry on with the
+// other two replicas; thawed, it catches up, rejoins the ISR, and nothing
+// acknowledged is lost.
+func TestClusterFollowerCutOffAndBack(t *testing.T) {
+	if testing.Short() {
+		t.Skip("freezes a cluster node")
+	}
+	const topic = "cut"
+	nodes := testnode.StartCluster(t, t.TempDir(), 3, clusterFlags...)
+	var brokers []string
+	for _, n := range nodes {
+		brokers = append(brokers, n.Addr)
+	}
+	admCl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.MetadataMinAge(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admCl.Close()
+	adm := kadm.NewClient(admCl)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var shrunk, rejoined time.Duration
+	report, err := durability.Run(ctx, durability.Config{
+		Brokers: brokers, Topic: topic, Partitions: 1, Producers: 2,
+	}, func(ctx context.Context) error {
+		if err := waitAllInSync(ctx, adm, topic, 3); err != nil {
+			return err
+		}
+		leader, err := leaderOf(ctx, adm, topic, 0)
+		if err != nil {
+			return err
+		}
+		var follower *testnode.Node
+		var followerID int32
+		for i, n := range nodes {
+			if int32(i+1) != leader {
+				follower, followerID = n, int32(i+1)
+				break
+			}
+		}
+		cut := time.Now()
+		follower.Pause()
+		// The other brokers answer metadata; the frozen one would hang.
+		var others []string
+		for i, n := range nodes {
+			if int32(i+1) != followerID {
+				others = append(others, n.Addr)
+			}
+		}
+		oc, err := kgo.NewClient(kgo.SeedBrokers(others...))
+		if err != nil {
+			follower.Resume()
+			return err
+		}
+		defer oc.Close()
+		oadm := kadm.NewClient(oc)
+		err = pollUntil(ctx, 30*time.Second, func() bool {
+			isr, ok := isrFrom(ctx, oc.SeedBrokers()[0], topic)
+			return ok && len(isr) == 2 && !slicesContains(isr, followerID)
+		})
+		shrunk = time.Since(cut)
+		// Keep producing with the ISR of two for a while.
+		select {
+		case <-time.After(3 * time.Second):
+		case <-ctx.Done():
+		}
+		follower.Resume()
+		if err != nil {
+			return fmt.Errorf("follower %d never left the ISR: %w", followerID, err)
+		}
+		back := time.Now()
+		if err := waitAllInSync(ctx, oadm, topic, 3); err != nil {
+			return fmt.Errorf("follower %d never rejoined the ISR: %w", followerID, err)
+		}
+		rejoined = time.Since(back)
+		select {
+		case <-time.After(2 * time.Second):
+		case <-ctx.Done():
+		}
+		return nil
+	})
+	t.Logf("durability report: %s; follower left the ISR %v after the cut, rejoined %v after it came back", report, shrunk, rejoined)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !report.OK() {
+		t.Fatalf("acknowledged writes were lost, duplicated or reordered: %s\n%v", report, report.Examples)
+	}
+	if report.Acked < 1000 {
+		t.Fatalf("only %d records acknowledged", report.Acked)
+	}
+}
+
+// isrFrom asks one broker (not any the client knows, which could be the
+// frozen one) for partition 0's ISR, with a short timeout.
+func isrFrom(ctx context.Context, b *kgo.Broker, topic string) ([]int32, bool) {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	req := kmsg.NewPtrMetadataRequest()
+	rt := kmsg.NewMetadataRequestTopic()
+	rt.Topic = kmsg.StringPtr(topic)
+	req.Topics = append(req.Topics, rt)
+	resp, err := b.Request(ctx, req)
+	if err != nil {
+		return nil, false
+	}
+	for _, t := range resp.(*kmsg.MetadataResponse).Topics {
+		for _, p := range t.Partitions {
+			if p.Partition == 0 {
+				return p.ISR, true
+			}
+		}
+	}
+	return nil, false
+}
+
+func slicesContains(s []int32, v int32) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
 }

@@ -232,6 +232,13 @@ func (n *Node) Kill() {
 	<-n.exited
 }
 
+// Pause freezes the process (SIGSTOP), as a network cut would look to its
+// peers: its connections stay open but nothing moves on them.
+func (n *Node) Pause() { n.cmd.Process.Signal(syscall.SIGSTOP) }
+
+// Resume thaws a paused process (SIGCONT).
+func (n *Node) Resume() { n.cmd.Process.Signal(syscall.SIGCONT) }
+
 // Stop sends SIGTERM and returns the exit error (nil for exit status 0).
 func (n *Node) Stop() error {
 	n.cmd.Process.Signal(syscall.SIGTERM)
