@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -108,6 +109,10 @@ func TestMinInsyncReplicas(t *testing.T) {
 	if !errors.Is(err, kerr.NotEnoughReplicas) {
 		t.Fatalf("acks=all with ISR of 1 and min.insync.replicas 2: %v, want NOT_ENOUGH_REPLICAS", err)
 	}
+	leader.repl.metrics.update()
+	if v := testutil.ToFloat64(leader.repl.metrics.underReplicated); v != 1 {
+		t.Errorf("under-replicated partitions %v with the followers gone, want 1", v)
+	}
 	acksOne := client(t, nodes, kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite(), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	if err := produceValues(ctx, acksOne, "isr", 0, []string{"acks1"})[0]; err != nil {
 		t.Fatalf("acks=1 with a shrunk ISR: %v", err)
@@ -127,6 +132,21 @@ func TestMinInsyncReplicas(t *testing.T) {
 	got := consumeAll(t, nodes, "isr", 0)
 	if !slices.Equal(got, []string{"before", "acks1", "after"}) {
 		t.Fatalf("consumed %q, want before, acks1, after", got)
+	}
+	// The leader counted both shrinks (or one shrink by two) and the
+	// expands, and reports nothing under-replicated any more.
+	leader.repl.metrics.update()
+	if v := testutil.ToFloat64(leader.repl.metrics.isrShrinks); v < 1 {
+		t.Errorf("isr shrinks metric %v, want at least 1", v)
+	}
+	if v := testutil.ToFloat64(leader.repl.metrics.isrExpands); v < 1 {
+		t.Errorf("isr expands metric %v, want at least 1", v)
+	}
+	if v := testutil.ToFloat64(leader.repl.metrics.underReplicated); v != 0 {
+		t.Errorf("under-replicated partitions %v after the ISR grew back, want 0", v)
+	}
+	if v := testutil.ToFloat64(leader.repl.metrics.leaderCount); v != 1 {
+		t.Errorf("leader partitions %v, want 1", v)
 	}
 }
 
