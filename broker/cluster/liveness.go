@@ -30,6 +30,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sluice-io/sluice/internal/jsretry"
 )
 
 const (
@@ -104,7 +106,7 @@ func (l *liveness) beat(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return retryTransient(ctx, func(ctx context.Context) error {
+	return jsretry.Do(ctx, func(ctx context.Context) error {
 		_, err := l.kv.Put(ctx, nodeKey(l.self.ID), val)
 		return err
 	})
@@ -285,7 +287,7 @@ func (l *liveness) controllerEpoch() uint64 {
 
 // leave purges this node's key so that peers see the exit at once.
 func (l *liveness) leave(ctx context.Context) {
-	err := retryTransient(ctx, func(ctx context.Context) error {
+	err := jsretry.Do(ctx, func(ctx context.Context) error {
 		return l.kv.Purge(ctx, nodeKey(l.self.ID))
 	})
 	if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {

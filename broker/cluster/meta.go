@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sluice-io/sluice/internal/jsretry"
 )
 
 // Keys of the sluice_meta bucket. Partition keys use the topic id, not the
@@ -202,7 +204,7 @@ func (m *MetaStore) ensureClusterID(ctx context.Context) error {
 	var raw [16]byte
 	_, _ = rand.Read(raw[:])
 	id := base64.RawURLEncoding.EncodeToString(raw[:]) // Kafka's cluster id format
-	err := retryTransient(ctx, func(ctx context.Context) error {
+	err := jsretry.Do(ctx, func(ctx context.Context) error {
 		_, err := m.kv.Create(ctx, keyClusterID, []byte(id))
 		return err
 	})
@@ -375,7 +377,7 @@ func (m *MetaStore) CreateTopic(ctx context.Context, t TopicAssignment) error {
 		return err
 	}
 	var rev uint64
-	err = retryTransient(ctx, func(ctx context.Context) (err error) {
+	err = jsretry.Do(ctx, func(ctx context.Context) (err error) {
 		rev, err = m.kv.Create(ctx, topicKey(t.Name), val)
 		return err
 	})
@@ -406,7 +408,7 @@ func (m *MetaStore) CreateTopic(ctx context.Context, t TopicAssignment) error {
 
 func (m *MetaStore) fetchTopic(ctx context.Context, name string) (versioned[TopicAssignment], bool) {
 	var e jetstream.KeyValueEntry
-	err := retryTransient(ctx, func(ctx context.Context) (err error) {
+	err := jsretry.Do(ctx, func(ctx context.Context) (err error) {
 		e, err = m.kv.Get(ctx, topicKey(name))
 		return err
 	})
@@ -471,7 +473,7 @@ func (m *MetaStore) casUpdate(ctx context.Context, key string, v any, rev uint64
 		return 0, err
 	}
 	var newRev uint64
-	err = retryTransient(ctx, func(ctx context.Context) (err error) {
+	err = jsretry.Do(ctx, func(ctx context.Context) (err error) {
 		newRev, err = m.kv.Update(ctx, key, val, rev)
 		return err
 	})
@@ -497,7 +499,7 @@ func (m *MetaStore) UpdatePartition(ctx context.Context, topic string, p int32, 
 		if attempt > 0 || !cachedOK {
 			// The cache was stale; ask the bucket.
 			var e jetstream.KeyValueEntry
-			err := retryTransient(ctx, func(ctx context.Context) (err error) {
+			err := jsretry.Do(ctx, func(ctx context.Context) (err error) {
 				e, err = m.kv.Get(ctx, key)
 				return err
 			})
@@ -539,14 +541,14 @@ func (m *MetaStore) NextProducerIDBlock(ctx context.Context, size int64) (int64,
 	}
 	for range maxCASAttempts {
 		var e jetstream.KeyValueEntry
-		err := retryTransient(ctx, func(ctx context.Context) (err error) {
+		err := jsretry.Do(ctx, func(ctx context.Context) (err error) {
 			e, err = m.kv.Get(ctx, keyProducerID)
 			return err
 		})
 		var start int64
 		switch {
 		case errors.Is(err, jetstream.ErrKeyNotFound):
-			err = retryTransient(ctx, func(ctx context.Context) error {
+			err = jsretry.Do(ctx, func(ctx context.Context) error {
 				_, err := m.kv.Create(ctx, keyProducerID, []byte(strconv.FormatInt(size, 10)))
 				return err
 			})
@@ -564,7 +566,7 @@ func (m *MetaStore) NextProducerIDBlock(ctx context.Context, size int64) (int64,
 		if err != nil {
 			return 0, fmt.Errorf("cluster: %s: %w", keyProducerID, err)
 		}
-		err = retryTransient(ctx, func(ctx context.Context) error {
+		err = jsretry.Do(ctx, func(ctx context.Context) error {
 			_, err := m.kv.Update(ctx, keyProducerID, []byte(strconv.FormatInt(start+size, 10)), e.Revision())
 			return err
 		})
@@ -592,7 +594,7 @@ func (m *MetaStore) RequestReassignment(ctx context.Context, topic string, p int
 	}
 	val, _ := json.Marshal(replicas)
 	var rev uint64
-	err := retryTransient(ctx, func(ctx context.Context) (err error) {
+	err := jsretry.Do(ctx, func(ctx context.Context) (err error) {
 		rev, err = m.kv.Put(ctx, reassignKey(topic, p), val)
 		return err
 	})
@@ -643,7 +645,7 @@ func (m *MetaStore) createJSON(ctx context.Context, key string, v any) (uint64, 
 		return 0, err
 	}
 	var rev uint64
-	err = retryTransient(ctx, func(ctx context.Context) (err error) {
+	err = jsretry.Do(ctx, func(ctx context.Context) (err error) {
 		rev, err = m.kv.Create(ctx, key, val)
 		return err
 	})
@@ -651,7 +653,7 @@ func (m *MetaStore) createJSON(ctx context.Context, key string, v any) (uint64, 
 }
 
 func (m *MetaStore) purge(ctx context.Context, key string, rev uint64) error {
-	return retryTransient(ctx, func(ctx context.Context) error {
+	return jsretry.Do(ctx, func(ctx context.Context) error {
 		return m.kv.Purge(ctx, key, jetstream.LastRevision(rev))
 	})
 }

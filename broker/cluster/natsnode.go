@@ -17,6 +17,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sluice-io/sluice/internal/jsretry"
 )
 
 // Config describes one node. The zero values of the optional fields are
@@ -277,7 +279,7 @@ func (n *Node) watchRoutes(ctx context.Context) {
 // waitJetStream waits for the meta group to have a leader: before that the
 // JetStream API answers 503 or not at all.
 func (n *Node) waitJetStream(ctx context.Context) error {
-	return pollUntil(ctx, func() bool {
+	return jsretry.PollUntil(ctx, func() bool {
 		if !n.srv.JetStreamEnabled() || !n.srv.JetStreamIsCurrent() {
 			return false
 		}
@@ -307,13 +309,13 @@ func (n *Node) createBuckets(ctx context.Context) error {
 		Replicas:       n.cfg.replicas(),
 	}
 	var err error
-	if err = retryTransient(ctx, func(ctx context.Context) error {
+	if err = jsretry.Do(ctx, func(ctx context.Context) error {
 		n.metaKV, err = n.js.CreateOrUpdateKeyValue(ctx, metaCfg)
 		return err
 	}); err != nil {
 		return fmt.Errorf("cluster: bucket %s: %w", metaBucket, err)
 	}
-	if err = retryTransient(ctx, func(ctx context.Context) error {
+	if err = jsretry.Do(ctx, func(ctx context.Context) error {
 		n.liveKV, err = n.js.CreateOrUpdateKeyValue(ctx, liveCfg)
 		return err
 	}); err != nil {
@@ -329,7 +331,7 @@ func (n *Node) bucketStreams(ctx context.Context) (meta, live jetstream.Stream, 
 		name string
 		dst  *jetstream.Stream
 	}{{metaBucket, &meta}, {liveBucket, &live}} {
-		err = retryTransient(ctx, func(ctx context.Context) (err error) {
+		err = jsretry.Do(ctx, func(ctx context.Context) (err error) {
 			*b.dst, err = n.js.Stream(ctx, "KV_"+b.name)
 			return err
 		})
@@ -342,7 +344,7 @@ func (n *Node) bucketStreams(ctx context.Context) (meta, live jetstream.Stream, 
 
 func (n *Node) waitMetaCurrent(ctx context.Context, stream jetstream.Stream) error {
 	var last uint64
-	err := retryTransient(ctx, func(ctx context.Context) error {
+	err := jsretry.Do(ctx, func(ctx context.Context) error {
 		info, err := stream.Info(ctx)
 		if err == nil {
 			last = info.State.LastSeq

@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sluice-io/sluice/internal/jsretry"
 )
 
 type bucketWatch struct {
@@ -86,7 +88,7 @@ func startBucketWatch(ctx, runCtx context.Context, wg *sync.WaitGroup, bw *bucke
 // it instead, and a watch whose timer fired is discarded.
 func openWatch(ctx, runCtx context.Context, kv jetstream.KeyValue, opts ...jetstream.WatchOpt) (jetstream.KeyWatcher, error) {
 	var w jetstream.KeyWatcher
-	err := retryTransient(ctx, func(attemptCtx context.Context) error {
+	err := jsretry.Do(ctx, func(attemptCtx context.Context) error {
 		wctx, cancel := context.WithCancel(runCtx)
 		stopTimer := context.AfterFunc(attemptCtx, cancel)
 		var err error
@@ -188,7 +190,7 @@ func (bw *bucketWatch) reopen(ctx context.Context) bool {
 	// 5 s timeout when the consumer's server is the one that died, so it
 	// runs on its own; nothing reads the old watch after this.
 	go func(old jetstream.KeyWatcher) { _ = old.Stop() }(bw.w)
-	octx, cancel := context.WithTimeout(ctx, attemptTimeout)
+	octx, cancel := context.WithTimeout(ctx, jsretry.AttemptTimeout)
 	defer cancel()
 	var opts []jetstream.WatchOpt
 	if bw.rev > 0 {

@@ -59,6 +59,9 @@ type Manager struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	// kick asks the run loop to reconcile now (cap 1).
+	kick chan struct{}
+
 	mu       sync.Mutex
 	replicas map[partKey]*replica
 	fetchers map[int32]*fetcher
@@ -109,6 +112,7 @@ func Start(cfg Config) (*Manager, error) {
 		log:      cfg.Logger.With("component", "replication"),
 		self:     cfg.Node.ID(),
 		conn:     conn,
+		kick:     make(chan struct{}, 1),
 		replicas: make(map[partKey]*replica),
 		fetchers: make(map[int32]*fetcher),
 		metrics:  met,
@@ -145,6 +149,8 @@ func (m *Manager) run(changed <-chan struct{}) {
 		case <-m.ctx.Done():
 			return
 		case <-changed:
+			m.reconcile()
+		case <-m.kick:
 			m.reconcile()
 		case <-resync.C:
 			// Metadata changes arrive as signals; a periodic pass also
@@ -477,7 +483,16 @@ func (m *Manager) DeleteTopic(ctx context.Context, name string) error {
 // Leader returns the local partition if this node leads it.
 func (m *Manager) Leader(topic string, partition int32) (*storage.Partition, int32, error) {
 	if r := m.replica(topic, partition); r != nil {
-		return r.leaderOf()
+		part, epoch, err := r.leaderOf()
+		if err != nil && m.namedLeader(topic, partition, r) {
+			// The metadata already names this node, but the run loop has
+			// not applied it yet (a client can learn of the new leader
+			// from another node first): apply it now rather than send the
+			// client away.
+			m.awaitRole(r, roleTakeUpWait)
+			return r.leaderOf()
+		}
+		return part, epoch, err
 	}
 	ps, ok := m.node.Meta().Partition(topic, partition)
 	switch {
@@ -487,6 +502,41 @@ func (m *Manager) Leader(topic string, partition int32) (*storage.Partition, int
 		return nil, 0, broker.ErrLeaderNotAvailable
 	default:
 		return nil, 0, broker.ErrNotLeader
+	}
+}
+
+// roleTakeUpWait bounds how long a request waits for this node to take up
+// a leadership the metadata has given it.
+const roleTakeUpWait = 500 * time.Millisecond
+
+// namedLeader reports whether the metadata names this node as the leader
+// of the partition at a newer epoch than r has applied.
+func (m *Manager) namedLeader(topic string, partition int32, r *replica) bool {
+	ps, ok := m.node.Meta().Partition(topic, partition)
+	if !ok || ps.Leader != m.self {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.role != roleLeader || r.epoch < ps.LeaderEpoch
+}
+
+// awaitRole kicks a reconcile and waits until r's role changes or wait
+// passes.
+func (m *Manager) awaitRole(r *replica, wait time.Duration) {
+	r.mu.Lock()
+	changed := r.changed
+	r.mu.Unlock()
+	select {
+	case m.kick <- struct{}{}:
+	default:
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-changed:
+	case <-t.C:
+	case <-m.ctx.Done():
 	}
 }
 

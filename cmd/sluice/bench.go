@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -26,10 +27,14 @@ func newBenchCmd() *cobra.Command {
 MB/s (payload, 10^6 bytes) and p50/p99 latency.
 
 Target: with --brokers (or SLUICE_BROKERS) the benchmark runs against that
-node. Without either, or with --embedded, it starts a node in this process
-with its data in a temporary directory under --data-dir, so it is
-self-contained; --flush sets that node's flush policy (default sync: every
-acknowledged write is fsynced).
+node or cluster. Without either, or with --embedded, it starts a node in
+this process with its data in a temporary directory under --data-dir, so it
+is self-contained; --flush sets that node's flush policy (default sync:
+every acknowledged write is fsynced). --cluster N starts a replicated
+cluster of N nodes in this process instead (each with its embedded NATS,
+on loopback ports), and the topic gets --replication-factor replicas
+(default 3 with --cluster, else 1) and, when replicated,
+min.insync.replicas=2.
 
 Clients: --client raw (default) drives the Kafka protocol directly with
 produce requests encoded once and sent repeatedly over --producers pipelined
@@ -40,12 +45,15 @@ franz-go client as an application would.
 embedded NATS JetStream (file storage, one replica, default sync interval,
 asynchronous publish with a bounded window; ordered consumers to read) and
 prints the sluice/JetStream throughput ratio. Partition p becomes subject
-bench.<p>.
+bench.<p>. With --cluster N, JetStream runs as N clustered servers with a
+stream of N replicas, and the clients spread over the servers.
+--jetstream-sync always makes JetStream fsync every write, as sluice's
+default flush policy does.
 
 'sluice bench pipeline' measures Wasm jobs instead: see its help.`,
 	}
 	addBrokersFlag(cmd)
-	cmd.AddCommand(newBenchProduceCmd(), newBenchConsumeCmd(), newBenchPipelineCmd(), newBenchSwapCmd(), newBenchJoinCmd())
+	cmd.AddCommand(newBenchProduceCmd(), newBenchConsumeCmd(), newBenchFailoverCmd(), newBenchPipelineCmd(), newBenchSwapCmd(), newBenchJoinCmd())
 	return cmd
 }
 
@@ -69,6 +77,12 @@ type benchOptions struct {
 	timeout    time.Duration
 	acksValue  int16
 	flushMode  storage.FlushMode
+
+	cluster        int   // in-process cluster nodes; 0: none
+	replication    int16 // 0: 3 with --cluster, else 1
+	sessionTimeout time.Duration
+	jsSync         string
+	jsSyncPolicy   bench.SyncPolicy
 }
 
 func (o *benchOptions) addFlags(f *pflag.FlagSet) {
@@ -88,6 +102,15 @@ func (o *benchOptions) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.dataDir, "data-dir", os.TempDir(), "parent directory of the temporary data directories of the embedded node and JetStream")
 	f.StringVar(&o.flush, "flush", "sync", "embedded node's flush policy: sync, interval or os")
 	f.DurationVar(&o.timeout, "timeout", 5*time.Minute, "give up on a run after this long")
+	o.addClusterFlags(f)
+	f.Int16Var(&o.replication, "replication-factor", 0, "replicas of a topic the benchmark creates (default 3 with --cluster, else 1)")
+	f.StringVar(&o.jsSync, "jetstream-sync", "default", "JetStream's fsync policy: default (every two minutes) or always (every write, like sluice's --flush sync)")
+}
+
+// addClusterFlags declares the flags of an in-process cluster.
+func (o *benchOptions) addClusterFlags(f *pflag.FlagSet) {
+	f.IntVar(&o.cluster, "cluster", 0, "start a replicated cluster of this many nodes in this process (3 or more) instead of one node")
+	f.DurationVar(&o.sessionTimeout, "session-timeout", 3*time.Second, "--cluster: a node without a heartbeat for this long is dead (sluice serve's --session-timeout)")
 }
 
 // context bounds a run by --timeout and ends it on SIGINT or SIGTERM, so
@@ -127,12 +150,60 @@ func (o *benchOptions) validate() error {
 	case o.client != "raw" && o.client != "kgo":
 		return fmt.Errorf("--client %q: want raw or kgo", o.client)
 	}
+	if err := o.validateCluster(); err != nil {
+		return err
+	}
+	switch {
+	case o.replication < 0:
+		return fmt.Errorf("--replication-factor %d: must be positive", o.replication)
+	case o.cluster > 0 && int(o.replication) > o.cluster:
+		return fmt.Errorf("--replication-factor %d: above the --cluster size %d", o.replication, o.cluster)
+	case o.replication == 0 && o.cluster > 0:
+		o.replication = 3
+	case o.replication == 0:
+		o.replication = 1
+	}
+	switch o.jsSync {
+	case "default":
+		o.jsSyncPolicy = bench.SyncDefault
+	case "always":
+		o.jsSyncPolicy = bench.SyncAlways
+	default:
+		return fmt.Errorf("--jetstream-sync %q: want default or always", o.jsSync)
+	}
+	return nil
+}
+
+// validateCluster checks the flags that start an in-process node or
+// cluster.
+func (o *benchOptions) validateCluster() error {
 	m, err := broker.ParseFlushMode(o.flush)
 	if err != nil {
 		return fmt.Errorf("--flush: %w", err)
 	}
 	o.flushMode = m
+	switch {
+	case o.cluster < 0 || o.cluster > 0 && o.cluster < 3:
+		// Two nodes have no quorum left after losing one, so the cluster
+		// metadata could not survive a failure.
+		return fmt.Errorf("--cluster %d: want 3 or more nodes", o.cluster)
+	case o.cluster > 0 && o.embedded:
+		return errors.New("--cluster and --embedded: choose one")
+	case o.sessionTimeout < time.Second:
+		return fmt.Errorf("--session-timeout %v: minimum is 1s", o.sessionTimeout)
+	}
 	return nil
+}
+
+// topicSpec is the benchmark topic's layout: replicated topics get
+// min.insync.replicas=2, so acks=all means "on at least two nodes".
+func (o *benchOptions) topicSpec() bench.TopicSpec {
+	spec := bench.TopicSpec{Partitions: o.partitions, ReplicationFactor: o.replication}
+	if o.replication > 1 {
+		two := "2"
+		spec.Configs = map[string]*string{"min.insync.replicas": &two}
+	}
+	return spec
 }
 
 func (o *benchOptions) produceConfig() bench.ProduceConfig {
@@ -152,24 +223,32 @@ func (o *benchOptions) produceConfig() bench.ProduceConfig {
 type benchEnv struct {
 	target   bench.Target
 	embedded *bench.Embedded
+	cluster  *localCluster
 	tmp      string
 	created  bool
 	describe string
 	closers  []func()
 }
 
-// setup resolves the target, starting an embedded node if needed, and
-// makes sure the topic exists.
+// setup resolves the target, starting an embedded node or cluster if
+// needed, and makes sure the topic exists.
 func (o *benchOptions) setup(ctx context.Context, cmd *cobra.Command) (*benchEnv, error) {
 	env := &benchEnv{}
 	brokers, explicit := brokersOf(cmd)
-	if o.embedded || !explicit {
-		tmp, err := os.MkdirTemp(o.dataDir, "sluice-bench-")
+	switch {
+	case o.cluster > 0:
+		if cmd.Flags().Changed("brokers") {
+			return nil, errors.New("--cluster starts its own nodes: it cannot be combined with --brokers")
+		}
+		if err := o.startCluster(ctx, env); err != nil {
+			env.close()
+			return nil, err
+		}
+	case o.embedded || !explicit:
+		tmp, err := o.tempDir(env)
 		if err != nil {
 			return nil, err
 		}
-		env.tmp = tmp
-		env.closers = append(env.closers, func() { os.RemoveAll(tmp) })
 		log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 		e, err := bench.StartEmbedded(tmp, o.flushMode, log)
 		if err != nil {
@@ -184,18 +263,21 @@ func (o *benchOptions) setup(ctx context.Context, cmd *cobra.Command) (*benchEnv
 		})
 		env.target = bench.Target{Brokers: []string{e.Addr()}}
 		env.describe = fmt.Sprintf("embedded node (flush=%s) in %s", o.flush, tmp)
-	} else {
+	default:
 		env.target = bench.Target{Brokers: brokers}
 		env.describe = fmt.Sprintf("brokers %v", brokers)
 	}
-	created, err := env.target.EnsureTopic(ctx, o.topic, o.partitions)
+	if o.replication > 1 {
+		env.describe += fmt.Sprintf(", replication factor %d, min.insync.replicas 2", o.replication)
+	}
+	created, err := env.target.EnsureTopic(ctx, o.topic, o.topicSpec())
 	if err != nil {
 		env.close()
 		return nil, err
 	}
-	// An embedded node's data goes with its temporary directory, so only a
-	// topic created on a remote node needs deleting.
-	if created && !o.keep && env.embedded == nil {
+	// An in-process node's data goes with its temporary directory, so only
+	// a topic created on a remote node needs deleting.
+	if created && !o.keep && env.tmp == "" {
 		topic, target := o.topic, env.target
 		env.closers = append(env.closers, func() {
 			dctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -206,6 +288,41 @@ func (o *benchOptions) setup(ctx context.Context, cmd *cobra.Command) (*benchEnv
 		})
 	}
 	return env, nil
+}
+
+// tempDir makes the run's temporary directory under --data-dir, removed
+// when env closes.
+func (o *benchOptions) tempDir(env *benchEnv) (string, error) {
+	tmp, err := os.MkdirTemp(o.dataDir, "sluice-bench-")
+	if err != nil {
+		return "", err
+	}
+	env.tmp = tmp
+	env.closers = append(env.closers, func() { os.RemoveAll(tmp) })
+	return tmp, nil
+}
+
+// startCluster starts --cluster nodes in this process, wired as `sluice
+// serve --cluster-listen` wires one, and points the target at them.
+func (o *benchOptions) startCluster(ctx context.Context, env *benchEnv) error {
+	tmp, err := o.tempDir(env)
+	if err != nil {
+		return err
+	}
+	// Warnings are part of a failover (a killed node's peers complain
+	// about it), so only errors are shown.
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	lc, err := startLocalCluster(ctx, localClusterConfig{
+		nodes: o.cluster, dir: tmp, flush: o.flushMode, sessionTimeout: o.sessionTimeout, log: log,
+	})
+	if err != nil {
+		return fmt.Errorf("in-process cluster: %w", err)
+	}
+	env.cluster = lc
+	env.closers = append(env.closers, lc.close)
+	env.target = bench.Target{Brokers: lc.addrs()}
+	env.describe = fmt.Sprintf("%d-node in-process cluster (flush=%s, session timeout %v) in %s", o.cluster, o.flush, o.sessionTimeout, tmp)
+	return nil
 }
 
 func (e *benchEnv) close() {

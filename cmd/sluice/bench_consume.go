@@ -61,6 +61,7 @@ checks every batch's CRC and decodes every record.`,
 			if err != nil {
 				return fmt.Errorf("sluice consume: %w", err)
 			}
+			res.Replicas = int(o.replication)
 			results := []bench.Result{res}
 			if o.compareJS {
 				// JetStream reads as many records as sluice did, which

@@ -61,6 +61,7 @@ group and its offset commits add.`,
 			if err != nil {
 				return fmt.Errorf("sluice produce: %w", err)
 			}
+			res.Replicas = int(o.replication)
 			results := []bench.Result{res}
 			if withGroup {
 				for _, group := range []string{"", fmt.Sprintf("sluice-bench-%d", os.Getpid())} {
@@ -68,6 +69,7 @@ group and its offset commits add.`,
 					if err != nil {
 						return err
 					}
+					r.Replicas = int(o.replication)
 					results = append(results, r)
 				}
 			}
@@ -134,16 +136,23 @@ func (o *benchOptions) jetstreamProduce(ctx context.Context, env *benchEnv, cfg 
 }
 
 // withJetStream runs fn against a fresh embedded JetStream with an empty
-// benchmark stream, and removes its data afterwards.
+// benchmark stream, and removes its data afterwards. Against an in-process
+// cluster of N nodes, JetStream is N clustered servers with a stream of N
+// replicas.
 func (o *benchOptions) withJetStream(ctx context.Context, env *benchEnv, fn func(*bench.JetStream) error) error {
 	dir, remove, err := o.jetstreamDir(env)
 	if err != nil {
 		return err
 	}
 	defer remove()
-	js, err := bench.StartJetStream(dir)
+	var js *bench.JetStream
+	if o.cluster > 0 {
+		js, err = bench.StartJetStreamCluster(ctx, dir, o.cluster, o.jsSyncPolicy)
+	} else {
+		js, err = bench.StartJetStream(dir, o.jsSyncPolicy)
+	}
 	if err != nil {
-		return err
+		return fmt.Errorf("jetstream: %w", err)
 	}
 	defer js.Close()
 	if err := js.ResetStream(ctx); err != nil {

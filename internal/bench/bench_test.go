@@ -21,10 +21,10 @@ func TestProduceAndConsumeCountsAgree(t *testing.T) {
 	defer e.Close()
 	target := Target{Brokers: []string{e.Addr()}}
 	const partitions = 3
-	if created, err := target.EnsureTopic(ctx, "b", partitions); err != nil || !created {
+	if created, err := target.EnsureTopic(ctx, "b", TopicSpec{Partitions: partitions}); err != nil || !created {
 		t.Fatalf("EnsureTopic: created %v, %v", created, err)
 	}
-	if _, err := target.EnsureTopic(ctx, "b", partitions+1); err == nil {
+	if _, err := target.EnsureTopic(ctx, "b", TopicSpec{Partitions: partitions + 1}); err == nil {
 		t.Fatal("EnsureTopic accepted an existing topic with a different partition count")
 	}
 
@@ -92,13 +92,39 @@ func TestProduceAndConsumeCountsAgree(t *testing.T) {
 }
 
 func TestJetStreamProduceConsume(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	js, err := StartJetStream(t.TempDir())
+	js, err := StartJetStream(t.TempDir(), SyncDefault)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer js.Close()
+	checkJetStreamProduceConsume(ctx, t, js, 1)
+}
+
+// A three-server cluster holds an R3 stream; publishers and consumers
+// spread over the servers.
+func TestJetStreamClusterProduceConsume(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a three-server JetStream cluster")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	js, err := StartJetStreamCluster(ctx, t.TempDir(), 3, SyncAlways)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer js.Close()
+	checkJetStreamProduceConsume(ctx, t, js, 3)
+}
+
+// checkJetStreamProduceConsume publishes a workload and reads it back:
+// both must count exactly the workload.
+func checkJetStreamProduceConsume(ctx context.Context, t *testing.T, js *JetStream, replicas int) {
+	t.Helper()
+	if js.Replicas() != replicas {
+		t.Errorf("stream replicas %d, want %d", js.Replicas(), replicas)
+	}
 	if err := js.ResetStream(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -107,8 +133,9 @@ func TestJetStreamProduceConsume(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Records != cfg.Records || len(res.Latencies) == 0 {
-		t.Errorf("published %d records with %d latency samples, want %d records", res.Records, len(res.Latencies), cfg.Records)
+	if res.Records != cfg.Records || len(res.Latencies) == 0 || res.Replicas != replicas {
+		t.Errorf("published %d records with %d latency samples at R%d, want %d records at R%d",
+			res.Records, len(res.Latencies), res.Replicas, cfg.Records, replicas)
 	}
 	got, err := js.Consume(ctx, ConsumeConfig{Connections: 3, FetchBytes: 4096}, 2, cfg.RecordSize)
 	if err != nil {
@@ -132,6 +159,12 @@ func TestPercentileAndTable(t *testing.T) {
 	}
 	if r.RecordsPerSec() != 1_500_000 || r.MBPerSec() != 150 {
 		t.Errorf("rates %v %v", r.RecordsPerSec(), r.MBPerSec())
+	}
+	if got := (Result{System: "jetstream", Replicas: 3}).Name(); got != "jetstream-R3" {
+		t.Errorf("R3 name %q", got)
+	}
+	if got := (Result{System: "sluice", Replicas: 1}).Name(); got != "sluice" {
+		t.Errorf("R1 name %q", got)
 	}
 	for n, want := range map[float64]string{0: "0", 999: "999", 1000: "1,000", 1234567.4: "1,234,567"} {
 		if got := thousands(n); got != want {

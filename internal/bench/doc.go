@@ -31,4 +31,15 @@
 // consumers pulling the stream. Partition p of the sluice topic becomes
 // subject bench.<p> of the stream, so both systems see the same records,
 // sizes and parallelism.
+//
+// Against a replicated sluice cluster (`--cluster 3`: RF3,
+// min.insync.replicas=2, acks=all) JetStream runs as a cluster of as many
+// servers, routed to each other on loopback, with a stream of as many
+// replicas (R3); producer i connects to server i mod n, as Kafka clients
+// spread over the partition leaders, and the servers forward each publish
+// to the stream leader. JetStream acknowledges a publish once a majority
+// of the stream's replicas has it (2 of 3); sluice's acks=all waits for
+// every replica in the ISR (all 3 while healthy), min.insync.replicas=2
+// only being the fewest it accepts. JetStream's sync interval stays the
+// default unless --jetstream-sync always asks for an fsync per write.
 package bench

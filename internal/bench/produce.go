@@ -179,12 +179,18 @@ func (w *rawProducer) run(ctx context.Context, remaining *atomic.Int64) error {
 	readErr := make(chan error, 1)
 	go func() { readErr <- w.readAcks(pending, window) }()
 
-	var err error
+	var err, rerr error
+	readDone := false
 send:
 	for claim(remaining, w.perReq) {
 		select {
 		case window <- struct{}{}:
 		case <-ctx.Done():
+			break send
+		case rerr = <-readErr:
+			// An error response ends the reader; without it nothing
+			// frees the window again.
+			readDone = true
 			break send
 		}
 		at := time.Now()
@@ -196,7 +202,10 @@ send:
 		pending <- sentRequest{corr, at}
 	}
 	close(pending)
-	if rerr := <-readErr; rerr != nil {
+	if !readDone {
+		rerr = <-readErr
+	}
+	if rerr != nil {
 		return rerr
 	}
 	return err

@@ -11,15 +11,27 @@ import (
 
 // Result is one measured run.
 type Result struct {
-	System  string // "sluice" or "jetstream"
-	Client  string // how it was driven: "raw", "kgo", "async", "ordered"
-	Records int64
-	Bytes   int64 // payload bytes: records × record size
-	Elapsed time.Duration
+	System string // "sluice" or "jetstream"
+	// Replicas is how many copies each record has when acknowledged with
+	// acks=all (0 or 1: unreplicated). It is shown after the system's name.
+	Replicas int
+	Client   string // how it was driven: "raw", "kgo", "async", "ordered"
+	Records  int64
+	Bytes    int64 // payload bytes: records × record size
+	Elapsed  time.Duration
 	// Latencies are per produce request (time to its acknowledgement) or
 	// per fetch; what one sample covers is in LatencyOf.
 	Latencies []time.Duration
 	LatencyOf string
+}
+
+// Name is the system with its replication factor when replicated:
+// "sluice", "jetstream-R3".
+func (r Result) Name() string {
+	if r.Replicas > 1 {
+		return fmt.Sprintf("%s-R%d", r.System, r.Replicas)
+	}
+	return r.System
 }
 
 // RecordsPerSec is the throughput in records.
@@ -57,7 +69,7 @@ func WriteTable(w io.Writer, title string, results []Result) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "system\tclient\trecords\trecords/s\tMB/s\tp50\tp99\tlatency of\t")
 	for _, r := range results {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%.1f\t%s\t%s\t%s\t\n", r.System, r.Client, r.Records,
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%.1f\t%s\t%s\t%s\t\n", r.Name(), r.Client, r.Records,
 			thousands(r.RecordsPerSec()), r.MBPerSec(), latency(r, 0.50), latency(r, 0.99), r.LatencyOf)
 	}
 	tw.Flush()
@@ -71,7 +83,7 @@ func WriteTable(w io.Writer, title string, results []Result) {
 		}
 	}
 	if s != nil && js != nil && js.RecordsPerSec() > 0 {
-		fmt.Fprintf(w, "sluice/jetstream: %.2fx records/s\n", s.RecordsPerSec()/js.RecordsPerSec())
+		fmt.Fprintf(w, "%s/%s: %.2fx records/s\n", s.Name(), js.Name(), s.RecordsPerSec()/js.RecordsPerSec())
 	}
 }
 

@@ -27,10 +27,21 @@ func (t Target) admin(ctx context.Context) (*kadm.Client, *kgo.Client, error) {
 	return kadm.NewClient(cl), cl, nil
 }
 
-// EnsureTopic creates the topic with the given partition count if it does
-// not exist and reports whether it did. An existing topic must have that
-// many partitions, or the workloads of sluice and JetStream would differ.
-func (t Target) EnsureTopic(ctx context.Context, topic string, partitions int32) (created bool, err error) {
+// TopicSpec is the benchmark topic's layout.
+type TopicSpec struct {
+	Partitions int32
+	// ReplicationFactor 0 leaves an existing topic's alone and creates a
+	// new one with 1 replica; -1 asks for the broker's default.
+	ReplicationFactor int16
+	Configs           map[string]*string // topic configs when created
+}
+
+// EnsureTopic creates the topic if it does not exist and reports whether
+// it did. An existing topic must have the spec's partition count (and
+// replication factor, if the spec gives one), or the workloads of sluice and
+// JetStream would differ. It returns once every partition has a leader and
+// all its replicas in sync, so that acks=all runs start on a healthy topic.
+func (t Target) EnsureTopic(ctx context.Context, topic string, spec TopicSpec) (created bool, err error) {
 	adm, cl, err := t.admin(ctx)
 	if err != nil {
 		return false, err
@@ -41,27 +52,52 @@ func (t Target) EnsureTopic(ctx context.Context, topic string, partitions int32)
 		return false, err
 	}
 	if d, ok := topics[topic]; ok && d.Err == nil {
-		if n := int32(len(d.Partitions)); n != partitions {
-			return false, fmt.Errorf("topic %s exists with %d partitions, not %d", topic, n, partitions)
+		if n := int32(len(d.Partitions)); n != spec.Partitions {
+			return false, fmt.Errorf("topic %s exists with %d partitions, not %d", topic, n, spec.Partitions)
 		}
-		return false, nil
+		for _, p := range d.Partitions {
+			if rf := len(p.Replicas); spec.ReplicationFactor > 0 && rf != int(spec.ReplicationFactor) {
+				return false, fmt.Errorf("topic %s exists with replication factor %d, not %d", topic, rf, spec.ReplicationFactor)
+			}
+		}
+	} else {
+		rf := spec.ReplicationFactor
+		if rf == 0 {
+			rf = 1
+		}
+		resp, err := adm.CreateTopic(ctx, spec.Partitions, rf, spec.Configs, topic)
+		if err != nil {
+			return false, fmt.Errorf("create topic %s: %w %s", topic, err, resp.ErrMessage)
+		}
+		created = true
 	}
-	resp, err := adm.CreateTopic(ctx, partitions, 1, nil, topic)
-	if err != nil {
-		return false, fmt.Errorf("create topic %s: %w %s", topic, err, resp.ErrMessage)
-	}
-	// Metadata can lag creation by a moment on a real cluster.
-	deadline := time.Now().Add(10 * time.Second)
+	// Metadata can lag creation by a moment on a real cluster, and
+	// followers join the ISR once they have fetched.
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		topics, err := adm.ListTopics(ctx, topic)
-		if err == nil && topics[topic].Err == nil && len(topics[topic].Partitions) == int(partitions) {
-			return true, nil
+		if err == nil && topics[topic].Err == nil && len(topics[topic].Partitions) == int(spec.Partitions) && healthy(topics[topic].Partitions) {
+			return created, nil
 		}
 		if time.Now().After(deadline) {
-			return true, fmt.Errorf("topic %s created but not in metadata after 10s", topic)
+			return created, fmt.Errorf("topic %s: partitions without a leader or with replicas out of sync after 30s", topic)
 		}
-		time.Sleep(50 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			return created, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
+}
+
+// healthy reports whether every partition has a leader and a full ISR.
+func healthy(parts kadm.PartitionDetails) bool {
+	for _, p := range parts {
+		if p.Err != nil || p.Leader < 0 || len(p.ISR) < len(p.Replicas) {
+			return false
+		}
+	}
+	return true
 }
 
 // DeleteTopic removes a benchmark topic.
@@ -117,6 +153,20 @@ type connPlan struct {
 // fewer partitions than connections, several connections share a
 // partition.
 func (t Target) planConns(ctx context.Context, topic string, n int) ([]connPlan, error) {
+	// A cluster's nodes learn leaders and live nodes by watching its
+	// metadata, so the node answering may lag a moment behind the one
+	// that EnsureTopic asked.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		plans, err := t.tryPlanConns(ctx, topic, n)
+		if err == nil || time.Now().After(deadline) || ctx.Err() != nil {
+			return plans, err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (t Target) tryPlanConns(ctx context.Context, topic string, n int) ([]connPlan, error) {
 	adm, cl, err := t.admin(ctx)
 	if err != nil {
 		return nil, err

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/sluice-io/sluice/broker/cluster"
+	"github.com/sluice-io/sluice/internal/loopback"
 )
 
 // SessionTimeout is the liveness timeout test clusters use: short, so that
@@ -29,24 +29,7 @@ const startAttempts = 3
 
 // FreePorts reserves n loopback ports by listening on :0 and closing. The
 // ports can be taken again before use; StartLocalCluster retries for that.
-func FreePorts(n int) ([]int, error) {
-	ports := make([]int, 0, n)
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
-}
+func FreePorts(n int) ([]int, error) { return loopback.FreePorts(n) }
 
 // Logger is the logger test nodes use: silent unless SLUICE_TEST_LOG is set
 // (then text at debug level on stderr, NATS logs included).
