@@ -44,6 +44,12 @@ changes (in place over the running version) and stopped when it is removed.
 A file that does not load is logged and noted in the job's history; the
 running version keeps running.
 
+With --cluster-listen and --peers the node joins a replicated cluster of
+nodes started the same way: topics get a replication factor, partition
+leaders move off dead nodes, and consumer groups are coordinated across the
+cluster ('sluice cluster status' shows it; see the README's "Cluster").
+Processing jobs run on single nodes only for now.
+
 The node logs one "sluice ready" line, with the listen addresses, once it
 accepts connections. SIGINT or SIGTERM stop it cleanly: the listeners close,
 in-flight requests finish, every job's tasks take a final checkpoint and every

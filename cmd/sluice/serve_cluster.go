@@ -11,8 +11,8 @@ import (
 // serveCluster runs a node of a replicated cluster until ctx is cancelled:
 // the broker (with replication owning the high watermarks), the embedded
 // NATS server that joins the peers, the replica manager, and the Kafka
-// listener in front of them (see clusterNode). Consumer groups and
-// processing jobs do not run in cluster mode yet. Shutdown goes in reverse:
+// listener in front of them (see clusterNode). Processing jobs do not run
+// in cluster mode yet. Shutdown goes in reverse:
 // the listener first, then replication, then the NATS node (which tells the
 // others it left), then the broker, which flushes every partition.
 func serveCluster(ctx context.Context, cfg serveConfig) (err error) {

@@ -33,17 +33,7 @@ func TestClusterKillLeaderLosesNoAcknowledgedRecord(t *testing.T) {
 		partitions = 3
 		kills      = 10
 	)
-	nodes := testnode.StartCluster(t, t.TempDir(), 3, clusterFlags...)
-	var brokers []string
-	for _, n := range nodes {
-		brokers = append(brokers, n.Addr)
-	}
-	admCl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.MetadataMinAge(100*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admCl.Close()
-	adm := kadm.NewClient(admCl)
+	nodes, brokers, adm := startTestCluster(t)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -89,6 +79,23 @@ func TestClusterKillLeaderLosesNoAcknowledgedRecord(t *testing.T) {
 	if report.Acked < 1000 {
 		t.Fatalf("only %d records acknowledged: the run did not exercise the cluster", report.Acked)
 	}
+}
+
+// startTestCluster runs three `sluice serve` processes as a cluster and
+// returns them with their Kafka addresses and an admin client.
+func startTestCluster(t *testing.T) ([]*testnode.Node, []string, *kadm.Client) {
+	t.Helper()
+	nodes := testnode.StartCluster(t, t.TempDir(), 3, clusterFlags...)
+	var brokers []string
+	for _, n := range nodes {
+		brokers = append(brokers, n.Addr)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.MetadataMinAge(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return nodes, brokers, kadm.NewClient(cl)
 }
 
 // nodeWithID finds the process with --node-id id (StartCluster numbers
@@ -175,17 +182,7 @@ func TestClusterFollowerCutOffAndBack(t *testing.T) {
 		t.Skip("freezes a cluster node")
 	}
 	const topic = "cut"
-	nodes := testnode.StartCluster(t, t.TempDir(), 3, clusterFlags...)
-	var brokers []string
-	for _, n := range nodes {
-		brokers = append(brokers, n.Addr)
-	}
-	admCl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.MetadataMinAge(100*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admCl.Close()
-	adm := kadm.NewClient(admCl)
+	nodes, brokers, adm := startTestCluster(t)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
