@@ -251,6 +251,17 @@ func (m *MetaStore) WaitRevision(ctx context.Context, rev uint64) error {
 	return m.waitFor(ctx, func() bool { return m.rev >= rev })
 }
 
+// Sync waits until the cache holds every revision the bucket had when Sync
+// was called: a node that hears of a change from a client (which learned
+// it from another node) can catch up before it answers.
+func (m *MetaStore) Sync(ctx context.Context) error {
+	info, err := m.watch.stream.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("cluster: sync %s: %w", metaBucket, err)
+	}
+	return m.WaitRevision(ctx, info.State.LastSeq)
+}
+
 // Topics lists all topics sorted by name, those being deleted included.
 func (m *MetaStore) Topics() []TopicAssignment {
 	m.mu.RLock()

@@ -480,19 +480,44 @@ func (m *Manager) DeleteTopic(ctx context.Context, name string) error {
 	return err
 }
 
-// Leader returns the local partition if this node leads it.
+// Leader returns the local partition if this node leads it. When it does
+// not, the metadata may name it already without this node having caught up
+// (a client can learn of a new leader from another node first), so before
+// sending the client away it syncs its metadata and, if named, takes the
+// role up; this costs at most roleTakeUpWait, on a path that is rare.
 func (m *Manager) Leader(topic string, partition int32) (*storage.Partition, int32, error) {
-	if r := m.replica(topic, partition); r != nil {
-		part, epoch, err := r.leaderOf()
-		if err != nil && m.namedLeader(topic, partition, r) {
-			// The metadata already names this node, but the run loop has
-			// not applied it yet (a client can learn of the new leader
-			// from another node first): apply it now rather than send the
-			// client away.
-			m.awaitRole(r, roleTakeUpWait)
-			return r.leaderOf()
-		}
+	part, epoch, err := m.leaderNow(topic, partition)
+	if err == nil {
+		return part, epoch, nil
+	}
+	ctx, cancel := context.WithTimeout(m.ctx, roleTakeUpWait)
+	defer cancel()
+	if m.node.Meta().Sync(ctx) != nil {
 		return part, epoch, err
+	}
+	if ps, ok := m.node.Meta().Partition(topic, partition); !ok || ps.Leader != m.self {
+		return m.leaderNow(topic, partition)
+	}
+	select {
+	case m.kick <- struct{}{}:
+	default:
+	}
+	for {
+		if part, epoch, err = m.leaderNow(topic, partition); err == nil {
+			return part, epoch, nil
+		}
+		select {
+		case <-ctx.Done():
+			return part, epoch, err
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+// leaderNow answers Leader from the replica's current role.
+func (m *Manager) leaderNow(topic string, partition int32) (*storage.Partition, int32, error) {
+	if r := m.replica(topic, partition); r != nil {
+		return r.leaderOf()
 	}
 	ps, ok := m.node.Meta().Partition(topic, partition)
 	switch {
@@ -505,40 +530,9 @@ func (m *Manager) Leader(topic string, partition int32) (*storage.Partition, int
 	}
 }
 
-// roleTakeUpWait bounds how long a request waits for this node to take up
-// a leadership the metadata has given it.
+// roleTakeUpWait bounds how long a request waits for this node to catch up
+// with the metadata and take up a leadership it has been given.
 const roleTakeUpWait = 500 * time.Millisecond
-
-// namedLeader reports whether the metadata names this node as the leader
-// of the partition at a newer epoch than r has applied.
-func (m *Manager) namedLeader(topic string, partition int32, r *replica) bool {
-	ps, ok := m.node.Meta().Partition(topic, partition)
-	if !ok || ps.Leader != m.self {
-		return false
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.role != roleLeader || r.epoch < ps.LeaderEpoch
-}
-
-// awaitRole kicks a reconcile and waits until r's role changes or wait
-// passes.
-func (m *Manager) awaitRole(r *replica, wait time.Duration) {
-	r.mu.Lock()
-	changed := r.changed
-	r.mu.Unlock()
-	select {
-	case m.kick <- struct{}{}:
-	default:
-	}
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-changed:
-	case <-t.C:
-	case <-m.ctx.Done():
-	}
-}
 
 // CheckInSync fails while the ISR is below min.insync.replicas.
 func (m *Manager) CheckInSync(topic string, partition int32) error {
