@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+
+	"github.com/sluice-io/sluice/internal/atomicfile"
 )
 
 // The leader-epoch cache (Kafka's leader-epoch-checkpoint, KIP-101) maps
@@ -157,16 +159,10 @@ func (p *Partition) setEpochs(entries []EpochEntry) error {
 	return nil
 }
 
+// writeEpochCheckpoint replaces the checkpoint file atomically. Its
+// temporary name ends in tmpSuffix, which recovery removes if left over.
 func (p *Partition) writeEpochCheckpoint(entries []EpochEntry) error {
-	path := filepath.Join(p.dir, epochCheckpointName)
-	tmp := path + tmpSuffix
-	if err := writeFileSync(tmp, encodeEpochs(entries)); err != nil {
-		return fmt.Errorf("storage: leader epoch checkpoint: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("storage: leader epoch checkpoint: %w", err)
-	}
-	if err := syncDir(p.dir); err != nil {
+	if err := atomicfile.Write(filepath.Join(p.dir, epochCheckpointName), encodeEpochs(entries)); err != nil {
 		return fmt.Errorf("storage: leader epoch checkpoint: %w", err)
 	}
 	return nil
