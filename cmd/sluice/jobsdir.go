@@ -42,6 +42,10 @@ type jobDeployer interface {
 //
 //   - every *.yaml or *.yml file directly in the directory is a job file
 //     (dotfiles and editor leftovers such as "x.yaml~" are not);
+//   - a change counts once two scans in a row read the same thing, so that
+//     a file caught while it is being written in place (`cat > x.yaml`,
+//     many editors) is neither deployed nor failed half written, and a
+//     file that is briefly missing while an editor saves is not stopped;
 //   - a file is handled again only when its content changes (its sha256),
 //     so an editor's write-to-temp-then-rename is seen as one change and a
 //     touch without a change does nothing. Only the job file's bytes count:
@@ -67,6 +71,9 @@ type jobsDir struct {
 	// files is what the last scans handled, by base name. Only the scanning
 	// goroutine touches it.
 	files map[string]*jobFile
+	// seen is what the previous scan read (base name → content hash),
+	// against which settled tells a finished change from one in progress.
+	seen  map[string]string
 	first bool // the next scan is the first since the node started
 
 	cancel context.CancelFunc
@@ -182,13 +189,14 @@ func (w *jobsDir) read() (map[string]string, error) {
 // stops, so that a file renamed (or a job moved from one file to another)
 // is seen as the job still defined and is not stopped.
 func (w *jobsDir) scan(ctx context.Context) {
-	current, err := w.read()
+	observed, err := w.read()
 	if err != nil {
 		w.log.Warn("cannot read the jobs directory", "err", err)
 		return
 	}
 	first := w.first
 	w.first = false
+	current := w.settled(observed, first)
 
 	var removed []string
 	for name := range w.files {
@@ -263,6 +271,37 @@ func (w *jobsDir) scan(ctx context.Context) {
 		}
 		w.stopJob(ctx, job)
 	}
+}
+
+// settled returns the directory as this scan should act on it: a file
+// whose content (or absence) is the same as the previous scan read is
+// taken as it is now; one that differs is still being written, moved or
+// saved, and is taken as it was last handled, which makes it no change
+// this time. The first scan after a start takes the directory as it is,
+// so that the node is ready with its jobs deployed.
+func (w *jobsDir) settled(observed map[string]string, first bool) map[string]string {
+	prev := w.seen
+	w.seen = observed
+	if first {
+		return observed
+	}
+	current := make(map[string]string, len(observed))
+	for name, hash := range observed {
+		if prev[name] == hash {
+			current[name] = hash
+		} else if f, ok := w.files[name]; ok {
+			current[name] = f.hash
+		}
+	}
+	for name, f := range w.files {
+		if _, now := observed[name]; now {
+			continue
+		}
+		if _, before := prev[name]; before {
+			current[name] = f.hash // just vanished: gone if still gone next scan
+		}
+	}
+	return current
 }
 
 // path is a file's path as the node's operator wrote the directory, for

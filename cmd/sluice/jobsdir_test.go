@@ -212,6 +212,8 @@ func TestJobsDirScan(t *testing.T) {
 	w := newJobsDir(fx.dir, jobs, quietLog(), time.Hour)
 	ctx := context.Background()
 	by := func(name string) string { return "file " + filepath.Join(fx.dir, name) }
+	// A change counts once two scans agree on it.
+	settle := func() { w.scan(ctx); w.scan(ctx) }
 
 	w.scan(ctx)
 	wantCalls(t, "empty directory", jobs.take())
@@ -226,60 +228,60 @@ func TestJobsDirScan(t *testing.T) {
 		t.Fatal(err)
 	}
 	fx.write("sub.yaml/b.yaml", jobYAML("x5", fx.echo, ""))
-	w.scan(ctx)
+	settle()
 	wantCalls(t, "new file", jobs.take(), "deploy a by "+by("a.yaml")+" params null")
 
-	w.scan(ctx)
+	settle()
 	fx.touch("a.yaml")
-	w.scan(ctx)
+	settle()
 	fx.replace("a.yaml", jobYAML("a", fx.echo, ""))
-	w.scan(ctx)
+	settle()
 	wantCalls(t, "unchanged, touched, rewritten with the same content", jobs.take())
 
 	fx.write("a.yaml", jobYAML("a", fx.echo, "parameters: {n: 3}\n"))
-	w.scan(ctx)
+	settle()
 	wantCalls(t, "parameter changed", jobs.take(), "deploy a by "+by("a.yaml")+` params {"n":3}`)
 
 	fx.replace("a.yaml", jobYAML("a", fx.failOn, "parameters: {on: never}\n"))
-	w.scan(ctx)
+	settle()
 	wantCalls(t, "rename-over edit", jobs.take(), "deploy a by "+by("a.yaml")+` params {"on":"never"}`)
 
 	fx.write("a.yaml", jobYAML("a", fx.failOn, "parameters: {on: never}\nlimitz: {memory: 1MiB}\n"))
+	settle()
 	w.scan(ctx)
-	w.scan(ctx)
-	wantCalls(t, "typo, scanned twice", jobs.take(), "failed a by "+by("a.yaml"))
+	wantCalls(t, "typo, scanned again", jobs.take(), "failed a by "+by("a.yaml"))
 
 	fx.write("a.yaml", jobYAML("a", fx.failOn, "parameters: {on: never}\n"))
-	w.scan(ctx)
+	settle()
 	wantCalls(t, "typo fixed", jobs.take(), "deploy a by "+by("a.yaml")+` params {"on":"never"}`)
 
 	fx.write("b.yaml", jobYAML("a", fx.echo, ""))
-	w.scan(ctx)
+	settle()
 	wantCalls(t, "second file for the same job", jobs.take(), "failed a by "+by("b.yaml"))
 
 	// a.yaml goes: b.yaml, refused before, now defines the job.
 	fx.remove("a.yaml")
-	w.scan(ctx)
+	settle()
 	wantCalls(t, "first file removed", jobs.take(), "deploy a by "+by("b.yaml")+" params null")
 
 	fx.rename("b.yaml", "c.yml")
-	w.scan(ctx)
+	settle()
 	wantCalls(t, "renamed", jobs.take())
 
 	// A rename with an edit: deployed from the new file, not stopped.
 	fx.rename("c.yml", "d.yaml")
 	fx.write("d.yaml", jobYAML("a", fx.echo, "parameters: {n: 4}\n"))
-	w.scan(ctx)
+	settle()
 	wantCalls(t, "renamed and edited", jobs.take(), "deploy a by "+by("d.yaml")+` params {"n":4}`)
 
 	// A file changing its job's name: the new job deployed, the old one
 	// stopped.
 	fx.write("d.yaml", jobYAML("e", fx.echo, ""))
-	w.scan(ctx)
+	settle()
 	wantCalls(t, "job renamed", jobs.take(), "deploy e by "+by("d.yaml")+" params null", "stop a")
 
 	fx.remove("d.yaml")
-	w.scan(ctx)
+	settle()
 	wantCalls(t, "removed", jobs.take(), "stop e")
 	if st, _ := jobs.Status("e"); st.State != host.JobStopped {
 		t.Errorf("e after its file was removed: %s", st.State)
@@ -287,10 +289,54 @@ func TestJobsDirScan(t *testing.T) {
 
 	// A file that never loaded defines no job: removing it stops nothing.
 	fx.write("f.yaml", "name: f\n")
-	w.scan(ctx)
+	settle()
 	fx.remove("f.yaml")
-	w.scan(ctx)
+	settle()
 	wantCalls(t, "broken file added and removed", jobs.take())
+}
+
+// A file caught while it is written in place, or missing for a moment
+// while an editor saves it, is not acted on until two scans agree.
+func TestJobsDirWaitsForSettledFiles(t *testing.T) {
+	fx := newJobsDirFixture(t)
+	jobs := newFakeJobs()
+	w := newJobsDir(fx.dir, jobs, quietLog(), time.Hour)
+	ctx := context.Background()
+	by := "file " + filepath.Join(fx.dir, "a.yaml")
+	full := jobYAML("a", fx.echo, "parameters: {n: 1}\n")
+
+	w.scan(ctx)
+	fx.write("a.yaml", full[:len(full)/2]) // the writer is halfway
+	w.scan(ctx)
+	wantCalls(t, "half written", jobs.take())
+	fx.write("a.yaml", full)
+	w.scan(ctx)
+	wantCalls(t, "finished, read once", jobs.take())
+	w.scan(ctx)
+	wantCalls(t, "finished, read twice", jobs.take(), "deploy a by "+by+` params {"n":1}`)
+
+	// Truncated to nothing, then written again with a change.
+	fx.write("a.yaml", "")
+	w.scan(ctx)
+	fx.write("a.yaml", jobYAML("a", fx.echo, "parameters: {n: 2}\n"))
+	w.scan(ctx)
+	w.scan(ctx)
+	wantCalls(t, "emptied then rewritten", jobs.take(), "deploy a by "+by+` params {"n":2}`)
+
+	// Gone for one scan: the job keeps running.
+	fx.remove("a.yaml")
+	w.scan(ctx)
+	fx.write("a.yaml", jobYAML("a", fx.echo, "parameters: {n: 2}\n"))
+	w.scan(ctx)
+	w.scan(ctx)
+	wantCalls(t, "missing for one scan", jobs.take())
+
+	// Gone for two: stopped.
+	fx.remove("a.yaml")
+	w.scan(ctx)
+	wantCalls(t, "removed, read once", jobs.take())
+	w.scan(ctx)
+	wantCalls(t, "removed, read twice", jobs.take(), "stop a")
 }
 
 // At startup, jobs the Manager already runs as their files say are left
