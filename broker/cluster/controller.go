@@ -99,7 +99,11 @@ func (c *controller) campaign(ctx context.Context) {
 	if present {
 		// A dead holder, or a lease of ours we no longer know the revision of.
 		if err := c.live.kv.Purge(actx, keyController, jetstream.LastRevision(cur.rev)); err != nil {
-			return // renewed or taken meanwhile; the watch will tell
+			// Renewed or taken meanwhile, which the watch will tell; or
+			// the cache missed the lease's expiry, which nothing would
+			// tell, so ask the bucket.
+			c.live.refreshController(actx, cur.rev)
+			return
 		}
 	}
 	c.epoch = 0

@@ -88,7 +88,8 @@ func (l *liveness) start(ctx, runCtx context.Context, wg *sync.WaitGroup, stream
 	if err := l.beat(ctx); err != nil {
 		return fmt.Errorf("cluster: first heartbeat: %w", err)
 	}
-	l.watch = &bucketWatch{kv: l.kv, stream: stream, name: liveBucket, check: l.interval / 2, apply: l.applyBatch, log: l.log}
+	l.watch = &bucketWatch{kv: l.kv, stream: stream, name: liveBucket, check: l.interval / 2,
+		apply: l.applyBatch, resync: l.replace, log: l.log}
 	err := startBucketWatch(ctx, runCtx, wg, l.watch)
 	if err != nil {
 		return fmt.Errorf("cluster: watch %s: %w", liveBucket, err)
@@ -155,60 +156,79 @@ func (l *liveness) sweep() {
 }
 
 func (l *liveness) applyBatch(entries []jetstream.KeyValueEntry) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	changed := false
 	for _, e := range entries {
-		if e != nil {
-			l.apply(e)
+		if e != nil && l.applyLocked(e) {
+			changed = true
 		}
+	}
+	if changed {
+		l.notifyLocked()
 	}
 }
 
-func (l *liveness) apply(e jetstream.KeyValueEntry) {
-	key := e.Key()
-	deleted := e.Operation() != jetstream.KeyValuePut
+// replace makes entries, the bucket's whole contents, the view: nodes and
+// a controller lease that are not in it are gone.
+func (l *liveness) replace(entries []jetstream.KeyValueEntry) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.nodes = map[int32]liveNode{}
+	l.ctrl, l.ctrlSet = versioned[controllerRecord]{}, false
+	for _, e := range entries {
+		if e != nil {
+			l.applyLocked(e)
+		}
+	}
+	l.notifyLocked()
+}
+
+// applyLocked applies one entry and reports whether subscribers should
+// hear of it.
+func (l *liveness) applyLocked(e jetstream.KeyValueEntry) bool {
+	key := e.Key()
+	deleted := e.Operation() != jetstream.KeyValuePut
 	switch {
 	case key == keyController:
 		if deleted {
 			l.ctrlSet = false
 			l.ctrl = versioned[controllerRecord]{}
-			break
+			return true
 		}
 		var rec controllerRecord
 		if err := json.Unmarshal(e.Value(), &rec); err != nil {
 			l.log.Warn("ignoring malformed controller lease", "err", err)
-			return
+			return false
 		}
 		if rec.Epoch == 0 {
 			rec.Epoch = e.Revision()
 		}
 		l.ctrl, l.ctrlSet = versioned[controllerRecord]{rec, e.Revision()}, true
+		return true
 	case strings.HasPrefix(key, keyPrefixNode):
 		id, err := strconv.ParseInt(key[len(keyPrefixNode):], 10, 32)
 		if err != nil {
-			return
+			return false
 		}
 		if deleted {
 			if _, ok := l.nodes[int32(id)]; !ok {
-				return
+				return false
 			}
 			delete(l.nodes, int32(id))
-			break
+			return true
 		}
 		var info NodeInfo
 		if err := json.Unmarshal(e.Value(), &info); err != nil {
 			l.log.Warn("ignoring malformed heartbeat", "key", key, "err", err)
-			return
+			return false
 		}
 		prev, known := l.nodes[int32(id)]
 		l.nodes[int32(id)] = liveNode{info: info, seen: time.Now()}
-		if known && prev.info == info {
-			return // a plain heartbeat changes nothing for subscribers
-		}
-	default:
-		return
+		// A plain heartbeat changes nothing for subscribers.
+		return !known || prev.info != info
 	}
-	l.notifyLocked()
+	return false
 }
 
 func (l *liveness) notifyLocked() {
@@ -283,6 +303,31 @@ func (l *liveness) controllerEpoch() uint64 {
 		return 0
 	}
 	return rec.v.Epoch
+}
+
+// refreshController reads the controller lease from the bucket when the
+// cached one, at revision stale, could not be purged: if the lease is gone,
+// the cache forgets it (unless the watch brought a newer one meanwhile),
+// so that the next campaign creates it.
+func (l *liveness) refreshController(ctx context.Context, stale uint64) {
+	e, err := l.kv.Get(ctx, keyController)
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound), errors.Is(err, jetstream.ErrKeyDeleted):
+		l.mu.Lock()
+		if l.ctrlSet && l.ctrl.rev == stale {
+			l.log.Info("the controller lease expired unseen; forgetting it", "holder", l.ctrl.v.ID, "revision", stale)
+			l.ctrl, l.ctrlSet = versioned[controllerRecord]{}, false
+			l.notifyLocked()
+		}
+		l.mu.Unlock()
+	case err == nil:
+		l.mu.Lock()
+		if !l.ctrlSet || e.Revision() > l.ctrl.rev {
+			l.applyLocked(e)
+			l.notifyLocked()
+		}
+		l.mu.Unlock()
+	}
 }
 
 // leave purges this node's key so that peers see the exit at once.

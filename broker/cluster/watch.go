@@ -12,6 +12,14 @@ package cluster
 // leader, which it does not while the dead server's Raft groups elect new
 // ones, so the node also nudges its watches the moment it loses a route to
 // a peer (see Node.watchRoutes): they reopen at once, on a live server.
+//
+// Reopening from the next revision is right for a bucket whose deletions
+// stay in the stream as markers (sluice_meta). In a bucket whose keys
+// expire (sluice_live), a key that expired while the watch was down is
+// gone without a trace once its expiry marker has expired too, so such a
+// watch reloads the whole bucket instead and replaces its cache with it
+// (resync): resuming once left every node believing in a dead controller
+// whose lease no longer existed, and no controller was ever elected again.
 
 import (
 	"context"
@@ -31,6 +39,10 @@ type bucketWatch struct {
 	name   string
 	check  time.Duration
 	apply  func([]jetstream.KeyValueEntry)
+	// resync, when set, is handed the bucket's whole current contents
+	// after each reopen, in place of the revisions after the last one
+	// applied (see the file comment); the cache drops every key not in it.
+	resync func([]jetstream.KeyValueEntry)
 	log    *slog.Logger
 
 	w     jetstream.KeyWatcher
@@ -55,24 +67,12 @@ func startBucketWatch(ctx, runCtx context.Context, wg *sync.WaitGroup, bw *bucke
 	}
 	bw.w = w
 	bw.nudge = make(chan struct{}, 1)
-	var initial []jetstream.KeyValueEntry
-	for loaded := false; !loaded; {
-		select {
-		case <-ctx.Done():
-			_ = w.Stop()
-			return ctx.Err()
-		case e, ok := <-w.Updates():
-			if !ok {
-				return errors.New("watch closed while loading")
-			}
-			if e == nil {
-				loaded = true
-				break
-			}
-			initial = append(initial, e)
-			bw.rev = max(bw.rev, e.Revision())
-		}
+	initial, err := loadContents(ctx, w)
+	if err != nil {
+		_ = w.Stop()
+		return err
 	}
+	bw.noteApplied(initial)
 	bw.apply(initial)
 	wg.Add(1)
 	go func() {
@@ -80,6 +80,35 @@ func startBucketWatch(ctx, runCtx context.Context, wg *sync.WaitGroup, bw *bucke
 		bw.follow(runCtx)
 	}()
 	return nil
+}
+
+// loadContents reads a new watch's initial values: each key's latest
+// entry, up to the nil that marks their end.
+func loadContents(ctx context.Context, w jetstream.KeyWatcher) ([]jetstream.KeyValueEntry, error) {
+	var entries []jetstream.KeyValueEntry
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case e, ok := <-w.Updates():
+			if !ok {
+				return nil, errors.New("watch closed while loading")
+			}
+			if e == nil {
+				return entries, nil
+			}
+			entries = append(entries, e)
+		}
+	}
+}
+
+// noteApplied moves rev past entries.
+func (bw *bucketWatch) noteApplied(entries []jetstream.KeyValueEntry) {
+	for _, e := range entries {
+		if e != nil {
+			bw.rev = max(bw.rev, e.Revision())
+		}
+	}
 }
 
 // openWatch opens a watch that lives until runCtx ends or it is stopped.
@@ -140,11 +169,7 @@ func (bw *bucketWatch) follow(ctx context.Context) {
 					break drain
 				}
 			}
-			for _, e := range batch {
-				if e != nil {
-					bw.rev = max(bw.rev, e.Revision())
-				}
-			}
+			bw.noteApplied(batch)
 			bw.apply(batch)
 		case <-bw.nudge:
 			if bw.reopen(ctx) {
@@ -192,6 +217,22 @@ func (bw *bucketWatch) reopen(ctx context.Context) bool {
 	go func(old jetstream.KeyWatcher) { _ = old.Stop() }(bw.w)
 	octx, cancel := context.WithTimeout(ctx, jsretry.AttemptTimeout)
 	defer cancel()
+	if bw.resync != nil {
+		w, err := openWatch(octx, ctx, bw.kv)
+		if err == nil {
+			var contents []jetstream.KeyValueEntry
+			if contents, err = loadContents(octx, w); err == nil {
+				bw.noteApplied(contents)
+				bw.resync(contents)
+				bw.log.Info("reopened stalled watch", "bucket", bw.name, "keys", len(contents))
+				bw.w = w
+				return true
+			}
+			go func() { _ = w.Stop() }()
+		}
+		bw.log.Warn("could not reopen stalled watch", "bucket", bw.name, "err", err)
+		return false
+	}
 	var opts []jetstream.WatchOpt
 	if bw.rev > 0 {
 		opts = append(opts, jetstream.ResumeFromRevision(bw.rev+1), jetstream.IncludeHistory())
