@@ -115,8 +115,26 @@ func Run(ctx context.Context, cfg Config, during func(ctx context.Context) error
 			return Report{}, err
 		}
 		wg.Go(func() {
-			defer cl.Close()
 			var pending sync.WaitGroup
+			// finish waits for the answers to what is in flight until
+			// produceCtx ends, then closes the client, which fails what
+			// it still holds: a client can keep records for a partition
+			// without a leader indefinitely (franz-go does not time them
+			// out while the partition's leader epoch is unknown), and the
+			// run must end with them counted as failed.
+			finish := func() {
+				answered := make(chan struct{})
+				go func() {
+					pending.Wait()
+					close(answered)
+				}()
+				select {
+				case <-answered:
+				case <-produceCtx.Done():
+				}
+				cl.Close()
+				pending.Wait()
+			}
 			var tick <-chan time.Time
 			if cfg.Rate > 0 {
 				t := time.NewTicker(time.Second / time.Duration(cfg.Rate))
@@ -126,10 +144,10 @@ func Run(ctx context.Context, cfg Config, during func(ctx context.Context) error
 			for seq := 0; ; seq++ {
 				select {
 				case <-stop:
-					pending.Wait()
+					finish()
 					return
 				case <-ctx.Done():
-					pending.Wait()
+					finish()
 					return
 				default:
 				}
