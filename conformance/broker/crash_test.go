@@ -82,7 +82,14 @@ func produceUntilKilled(t *testing.T, node *testnode.Node, topic string, start, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cl.Close()
+	// franz-go runs promises on goroutines of their own that Close does
+	// not wait for: the round ends when every callback has run, so that
+	// none of them writes acked while the next round does.
+	var answered sync.WaitGroup
+	defer func() {
+		cl.Close()
+		answered.Wait()
+	}()
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -102,7 +109,9 @@ func produceUntilKilled(t *testing.T, node *testnode.Node, topic string, start, 
 		v := seq
 		seq++
 		r := &kgo.Record{Topic: topic, Key: []byte(strconv.Itoa(v % 64)), Value: []byte(strconv.Itoa(v))}
+		answered.Add(1)
 		cl.Produce(ctx, r, func(r *kgo.Record, err error) {
+			defer answered.Done()
 			if err != nil {
 				return
 			}
