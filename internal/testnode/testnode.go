@@ -25,11 +25,18 @@ var (
 	buildErr  error
 )
 
+// binDirPrefix names the temporary directories the binaries are built in.
+const binDirPrefix = "sluice-bin-"
+
 // Binary builds ./cmd/sluice once per test process and returns its path.
+// A test binary has no hook at its exit that could remove the build, so
+// each build instead removes those left by test processes that started
+// long before it (and so have ended: a test run has a 20-minute timeout).
 func Binary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "sluice-bin-")
+		removeOldBuilds(2 * time.Hour)
+		dir, err := os.MkdirTemp("", binDirPrefix)
 		if err != nil {
 			buildErr = err
 			return
@@ -47,6 +54,16 @@ func Binary(t testing.TB) string {
 		t.Fatal(buildErr)
 	}
 	return binPath
+}
+
+// removeOldBuilds deletes build directories older than age.
+func removeOldBuilds(age time.Duration) {
+	old, _ := filepath.Glob(filepath.Join(os.TempDir(), binDirPrefix+"*"))
+	for _, dir := range old {
+		if fi, err := os.Stat(dir); err == nil && fi.IsDir() && time.Since(fi.ModTime()) > age {
+			os.RemoveAll(dir)
+		}
+	}
 }
 
 func moduleRoot() string {
