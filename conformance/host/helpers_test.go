@@ -329,10 +329,17 @@ func jobStatusCLI(t *testing.T, node *testnode.Node, job string) sluicehost.JobS
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
 	t.Helper()
+	waitForOr(t, within, what, cond, func() string { return "" })
+}
+
+// waitForOr is waitFor that adds explain's account of the last state seen
+// to the failure.
+func waitForOr(t *testing.T, within time.Duration, what string, cond func() bool, explain func() string) {
+	t.Helper()
 	deadline := time.Now().Add(within)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("not %s within %s", what, within)
+			t.Fatalf("not %s within %s\n%s", what, within, explain())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -47,9 +47,11 @@ func TestWordCountWithCLI(t *testing.T) {
 	})
 	t.Logf("%d words (%d distinct, %d bytes of text) counted in %s", total(truth), len(truth), size, time.Since(start).Round(time.Millisecond))
 
-	waitFor(t, time.Minute, "checkpointed with lag 0", func() bool {
-		return caughtUp(jobStatusCLI(t, node, "split")) && caughtUp(jobStatusCLI(t, node, "count"))
-	})
+	var split, count sluicehost.JobStatus
+	waitForOr(t, time.Minute, "checkpointed with lag 0", func() bool {
+		split, count = jobStatusCLI(t, node, "split"), jobStatusCLI(t, node, "count")
+		return caughtUp(split) && caughtUp(count)
+	}, func() string { return fmt.Sprintf("split: %+v\ncount: %+v", split, count) })
 	out := must(t)(node.RunAdmin("", "job", "status", "count"))
 	for _, want := range []*regexp.Regexp{
 		regexp.MustCompile(`(?m)^Tasks:\s+4 running of 4; \d+ records in, \d+ out, \d+ records/s, lag 0$`),
