@@ -74,8 +74,20 @@ func TestGroupSurvivesCoordinatorLoss(t *testing.T) {
 		t.Fatalf("before the kill %d records, after %d: together they must be every record exactly once (%d)",
 			len(first), len(rest), len(all))
 	}
-	// And the new coordinator knows the final commits.
-	offsets, err := kadm.NewClient(client(t, live)).FetchOffsets(ctx, "cg")
+	// And the new coordinator knows the final commits. A node that has
+	// not yet seen the kill may name the dead coordinator for a moment,
+	// and franz-go keeps a coordinator it was told of while it cannot
+	// dial it, so each try is a new client, as a restarted one would be.
+	var offsets kadm.OffsetResponses
+	var err error
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		cl := client(t, live, kgo.RetryTimeout(2*time.Second))
+		offsets, err = kadm.NewClient(cl).FetchOffsets(ctx, "cg")
+		cl.Close()
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -144,16 +144,24 @@ func (n *Node) launch() {
 	}()
 }
 
-// waitReady waits until the process listens on both its ports.
+// waitReady waits until the process says it is ready and listens on both
+// its ports.
 func (n *Node) waitReady() {
 	n.t.Helper()
 	// The HTTP listener opens after the job manager has reloaded the
-	// node's jobs, so once both ports answer the node is fully up.
+	// node's jobs, so once both ports answer the node is fully up. The
+	// ports alone do not prove it: FreePort's port may have been taken by
+	// another test process meanwhile, which would answer for a node still
+	// waiting to join its cluster. So the node's own "sluice ready" line
+	// must be there too.
 	deadline := time.Now().Add(30 * time.Second)
-	for _, addr := range []string{n.Addr, n.Admin} {
+	for _, addr := range []string{"", n.Addr, n.Admin} {
 		for {
-			c, err := net.DialTimeout("tcp", addr, time.Second)
-			if err == nil {
+			if addr == "" {
+				if strings.Contains(n.Logs(), `msg="sluice ready"`) {
+					break
+				}
+			} else if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
 				c.Close()
 				break
 			}
@@ -163,7 +171,7 @@ func (n *Node) waitReady() {
 			case <-time.After(20 * time.Millisecond):
 			}
 			if time.Now().After(deadline) {
-				n.t.Fatalf("sluice serve did not listen on %s within 30s\n%s", addr, n.Logs())
+				n.t.Fatalf("sluice serve was not ready (%q) within 30s\n%s", addr, n.Logs())
 			}
 		}
 	}
