@@ -64,6 +64,9 @@ type Manager struct {
 
 	mu       sync.Mutex
 	replicas map[partKey]*replica
+	// byID indexes replicas by topic id, which is how follower fetches
+	// name partitions (one lookup per partition of every fetch).
+	byID     map[idKey]*replica
 	fetchers map[int32]*fetcher
 	sub      *nats.Subscription
 
@@ -114,6 +117,7 @@ func Start(cfg Config) (*Manager, error) {
 		conn:     conn,
 		kick:     make(chan struct{}, 1),
 		replicas: make(map[partKey]*replica),
+		byID:     make(map[idKey]*replica),
 		fetchers: make(map[int32]*fetcher),
 		metrics:  met,
 	}
@@ -210,7 +214,7 @@ func (m *Manager) reconcile() {
 	for key, r := range m.replicas {
 		if !seen[key] {
 			gone = append(gone, r)
-			delete(m.replicas, key)
+			m.forgetLocked(r)
 		}
 	}
 	m.mu.Unlock()
@@ -226,7 +230,7 @@ func (m *Manager) dropTopic(t cluster.TopicAssignment) {
 	for key, r := range m.replicas {
 		if key.topic == t.Name {
 			gone = append(gone, r)
-			delete(m.replicas, key)
+			m.forgetLocked(r)
 		}
 	}
 	m.mu.Unlock()
@@ -254,8 +258,28 @@ func (m *Manager) replicaFor(key partKey, topicID [16]byte) (*replica, error) {
 	r := &replica{m: m, key: key, topicID: topicID, part: part, leader: -1, epoch: -1}
 	r.changed = make(chan struct{})
 	part.SetOnDurable(func(int64) { r.updateHW() })
+	if old, ok := m.replicas[key]; ok {
+		m.forgetLocked(old) // the topic was deleted and created again
+	}
 	m.replicas[key] = r
+	m.byID[idKey{topicID, key.partition}] = r
 	return r, nil
+}
+
+// idKey names a partition as follower fetches do.
+type idKey struct {
+	topicID   [16]byte
+	partition int32
+}
+
+// forgetLocked removes r from both indexes; m.mu is held.
+func (m *Manager) forgetLocked(r *replica) {
+	if m.replicas[r.key] == r {
+		delete(m.replicas, r.key)
+	}
+	if k := (idKey{r.topicID, r.key.partition}); m.byID[k] == r {
+		delete(m.byID, k)
+	}
 }
 
 func (m *Manager) replica(topic string, partition int32) *replica {
@@ -267,12 +291,7 @@ func (m *Manager) replica(topic string, partition int32) *replica {
 func (m *Manager) replicaByID(topicID [16]byte, partition int32) *replica {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for key, r := range m.replicas {
-		if r.topicID == topicID && key.partition == partition {
-			return r
-		}
-	}
-	return nil
+	return m.byID[idKey{topicID, partition}]
 }
 
 func (m *Manager) allReplicas() []*replica {

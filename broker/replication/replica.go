@@ -91,8 +91,13 @@ func (r *replica) apply(ps cluster.PartitionState, minISR int) {
 		r.mu.Unlock()
 		r.becomeFollower(ps)
 	default:
+		// Leaderless: nothing to do if this replica already has no role
+		// at this epoch (reconcile passes come every second).
+		idle := r.role == roleNone && r.epoch == ps.LeaderEpoch
 		r.mu.Unlock()
-		r.stop(ps.LeaderEpoch)
+		if !idle {
+			r.stop(ps.LeaderEpoch)
+		}
 	}
 }
 
