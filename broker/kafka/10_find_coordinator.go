@@ -13,48 +13,44 @@ import (
 func handleFindCoordinator(cx *reqCtx, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.FindCoordinatorRequest)
 	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
-	host, port := cx.c.advertised()
-	node := cx.s.b.NodeID()
-	// answer finds key's coordinator: this node, or in a cluster the
-	// leader of the group's offsets partition.
-	answer := func(key string) (code int16, msg *string) {
-		switch {
-		case req.CoordinatorType != 0:
-			code = kerr.CoordinatorNotAvailable.Code
-			s := "sluice has no transaction coordinator"
-			msg = &s
-		case key == "":
-			code = kerr.InvalidGroupID.Code
-		case cx.s.cluster != nil:
-			b, err := cx.s.clusterCoordinator(key)
-			if err != nil {
-				code, msg = cx.code(err), errMessage(err)
-				break
-			}
-			node, host, port = b.ID, b.Host, b.Port
-		}
-		cx.count(code)
-		return code, msg
-	}
 	if req.Version < 4 {
-		resp.ErrorCode, resp.ErrorMessage = answer(req.CoordinatorKey)
-		if resp.ErrorCode == 0 {
-			resp.NodeID, resp.Host, resp.Port = node, host, port
-		} else {
-			resp.NodeID, resp.Port = -1, -1
-		}
+		c := findCoordinator(cx, req.CoordinatorType, req.CoordinatorKey)
+		resp.ErrorCode, resp.ErrorMessage = c.ErrorCode, c.ErrorMessage
+		resp.NodeID, resp.Host, resp.Port = c.NodeID, c.Host, c.Port
 		return resp, nil
 	}
 	for _, key := range req.CoordinatorKeys {
-		c := kmsg.NewFindCoordinatorResponseCoordinator()
-		c.Key = key
-		c.ErrorCode, c.ErrorMessage = answer(key)
-		if c.ErrorCode == 0 {
-			c.NodeID, c.Host, c.Port = node, host, port
-		} else {
-			c.NodeID, c.Port = -1, -1
-		}
-		resp.Coordinators = append(resp.Coordinators, c)
+		resp.Coordinators = append(resp.Coordinators, findCoordinator(cx, req.CoordinatorType, key))
 	}
 	return resp, nil
+}
+
+// findCoordinator answers for one key: this node, or in a cluster the
+// leader of the group's offsets partition.
+func findCoordinator(cx *reqCtx, typ int8, key string) kmsg.FindCoordinatorResponseCoordinator {
+	c := kmsg.NewFindCoordinatorResponseCoordinator()
+	c.Key = key
+	switch {
+	case typ != 0:
+		c.ErrorCode = kerr.CoordinatorNotAvailable.Code
+		msg := "sluice has no transaction coordinator"
+		c.ErrorMessage = &msg
+	case key == "":
+		c.ErrorCode = kerr.InvalidGroupID.Code
+	case cx.s.cluster != nil:
+		b, err := cx.s.clusterCoordinator(key)
+		if err != nil {
+			c.ErrorCode, c.ErrorMessage = cx.code(err), errMessage(err)
+			break
+		}
+		c.NodeID, c.Host, c.Port = b.ID, b.Host, b.Port
+	default:
+		c.NodeID = cx.s.b.NodeID()
+		c.Host, c.Port = cx.c.advertised()
+	}
+	cx.count(c.ErrorCode)
+	if c.ErrorCode != 0 {
+		c.NodeID, c.Host, c.Port = -1, "", -1
+	}
+	return c
 }
