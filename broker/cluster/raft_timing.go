@@ -16,11 +16,15 @@ import (
 // issue's ≤ 2 s.
 //
 // So sluice sets the timing itself before starting its server. The values
-// keep nats-server's ratios (election timeout spread over 2×, heartbeat
-// well below the minimum election timeout, lost-quorum detection 10
-// heartbeats) at a quarter of the scale, which still leaves a loaded
-// 2-core machine's GC and scheduling pauses (tens of milliseconds) far
-// below the election timeout.
+// keep nats-server's ratios (election timeout spread over 2×, minimum
+// election timeout four heartbeats, lost-quorum detection 10 heartbeats)
+// at about a seventh of the scale, which still leaves a loaded 2-core
+// machine's GC and scheduling pauses (tens of milliseconds) well below the
+// election timeout. At a quarter of the scale (1–2 s), a failover whose
+// victim also led sluice_meta took 2.5–2.6 s against 1.2–1.7 s otherwise
+// (`sluice bench failover --processes --session-timeout 1s`); at this
+// scale the two are alike (1.0–1.3 s), because the stream's election ends
+// about when the dead node's heartbeats have expired anyway.
 //
 // The names are nats-server internals: if a release renames them, the
 // link fails loudly (an undefined symbol), and TestRaftTiming checks the
@@ -40,9 +44,9 @@ var natsLostQuorumInterval time.Duration
 
 // Raft timing sluice runs its embedded NATS servers with.
 const (
-	raftMinElectionTimeout = time.Second
-	raftMaxElectionTimeout = 2 * time.Second
-	raftHeartbeatInterval  = 250 * time.Millisecond
+	raftMinElectionTimeout = 600 * time.Millisecond
+	raftMaxElectionTimeout = 1200 * time.Millisecond
+	raftHeartbeatInterval  = 150 * time.Millisecond
 	raftLostQuorum         = 10 * raftHeartbeatInterval
 )
 
