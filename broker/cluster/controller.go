@@ -51,7 +51,11 @@ func (c *controller) run(ctx context.Context) {
 	defer tick.Stop()
 	for {
 		c.campaign(ctx)
-		if c.held.Load() {
+		// A controller that does not see its own heartbeat has a liveness
+		// view in flux (its watch is being reloaded, or the liveness stream
+		// just changed leader and expired every heartbeat at once): deciding
+		// who is dead from it would move leaders off live nodes.
+		if c.held.Load() && c.live.isLive(c.live.self.ID) {
 			c.reconcile(ctx)
 		}
 		select {

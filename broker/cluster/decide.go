@@ -8,9 +8,15 @@ package cluster
 //   - A new partition's ISR is its live replicas (all replicas when none is
 //     live: the log is empty, so any of them is in sync), its leader the
 //     first live replica, or -1.
-//   - A dead node leaves every ISR, except that an ISR never becomes empty:
-//     the last member stays (Kafka keeps it too) so that it, and only it,
-//     can lead again when it comes back.
+//   - A dead node leaves every ISR in which a live member remains. When
+//     none would remain, the ISR stays as it is: every member of it holds
+//     every acknowledged record (the high watermark counted them all), so
+//     whichever comes back first can lead. Kafka keeps only the last
+//     leader in that case; sluice does not, because its liveness view can
+//     lose every node at once for a moment (the liveness stream changing
+//     leader expires all heartbeats together), and keeping only a leader
+//     that had really died left its partition without a leader until that
+//     one node returned.
 //   - A partition without a live leader elects the first replica, in
 //     Replicas order, that is live and in the ISR; every leader change,
 //     to -1 included, bumps LeaderEpoch.
@@ -138,8 +144,6 @@ func reconcilePartition(cur PartitionState, target []int32, live map[int32]bool)
 
 	if isr := liveList(next.ISR, live); len(isr) > 0 {
 		next.ISR = isr
-	} else if slices.Contains(next.ISR, cur.Leader) {
-		next.ISR = []int32{cur.Leader}
 	}
 
 	if cur.Leader < 0 || !live[cur.Leader] || !slices.Contains(next.ISR, cur.Leader) {

@@ -53,7 +53,8 @@ type controllerRecord struct {
 
 type liveNode struct {
 	info NodeInfo
-	seen time.Time
+	seen time.Time // when this node saw the heartbeat at rev arrive
+	rev  uint64
 }
 
 type liveness struct {
@@ -174,7 +175,21 @@ func (l *liveness) applyBatch(entries []jetstream.KeyValueEntry) {
 func (l *liveness) replace(entries []jetstream.KeyValueEntry) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.nodes = map[int32]liveNode{}
+	// Nodes start over from the entries, but a heartbeat already seen
+	// keeps the time it was first seen: the watch is typically reloaded
+	// just as a peer dies, whose last heartbeat must not look fresh.
+	known := l.nodes
+	l.nodes = make(map[int32]liveNode, len(known))
+	for _, e := range entries {
+		if e == nil || !strings.HasPrefix(e.Key(), keyPrefixNode) || e.Operation() != jetstream.KeyValuePut {
+			continue
+		}
+		if id, err := strconv.ParseInt(e.Key()[len(keyPrefixNode):], 10, 32); err == nil {
+			if prev, ok := known[int32(id)]; ok && prev.rev == e.Revision() {
+				l.nodes[int32(id)] = prev
+			}
+		}
+	}
 	l.ctrl, l.ctrlSet = versioned[controllerRecord]{}, false
 	for _, e := range entries {
 		if e != nil {
@@ -224,7 +239,13 @@ func (l *liveness) applyLocked(e jetstream.KeyValueEntry) bool {
 			return false
 		}
 		prev, known := l.nodes[int32(id)]
-		l.nodes[int32(id)] = liveNode{info: info, seen: time.Now()}
+		seen := time.Now()
+		if known && prev.rev == e.Revision() {
+			// The same heartbeat again (a reloaded watch): it says
+			// nothing new about the node being alive.
+			seen = prev.seen
+		}
+		l.nodes[int32(id)] = liveNode{info: info, seen: seen, rev: e.Revision()}
 		// A plain heartbeat changes nothing for subscribers.
 		return !known || prev.info != info
 	}

@@ -178,3 +178,47 @@ func TestLivenessRefreshController(t *testing.T) {
 		t.Errorf("a newer cached lease was dropped for a stale revision: %+v (set %v)", rec, ok)
 	}
 }
+
+// A reloaded watch hands over heartbeats this node has seen already; they
+// must keep the time they were first seen, or a peer that died just as
+// the watch was reloaded would look alive for another session timeout.
+func TestLivenessReloadKeepsWhenHeartbeatsWereSeen(t *testing.T) {
+	t.Parallel()
+	ttl := time.Minute
+	kv, stream := liveBucketForTest(t, ttl)
+	l := newLiveness(kv, NodeInfo{ID: 2}, ttl, slog.New(slog.DiscardHandler))
+	bw := &bucketWatch{kv: kv, stream: stream, name: liveBucket, check: time.Hour,
+		apply: l.applyBatch, resync: l.replace, log: l.log}
+	putJSON(t, kv, nodeKey(5), NodeInfo{ID: 5, Incarnation: 1})
+	runCtx, stopWatch := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	if err := startBucketWatch(testCtx(t), runCtx, &wg, bw); err != nil {
+		t.Fatal(err)
+	}
+	stopWatch()
+	wg.Wait()
+	seen := func() time.Time {
+		l.mu.RLock()
+		defer l.mu.RUnlock()
+		return l.nodes[5].seen
+	}
+	first := seen()
+	time.Sleep(20 * time.Millisecond)
+
+	watchCtx, endWatch := context.WithCancel(context.Background())
+	defer endWatch()
+	if !bw.reopen(watchCtx) {
+		t.Fatal("reopen failed")
+	}
+	if got := seen(); !got.Equal(first) {
+		t.Errorf("the same heartbeat, reloaded, moved node 5's last sighting from %v to %v", first, got)
+	}
+	putJSON(t, kv, nodeKey(5), NodeInfo{ID: 5, Incarnation: 1})
+	if !bw.reopen(watchCtx) {
+		t.Fatal("second reopen failed")
+	}
+	if got := seen(); !got.After(first) {
+		t.Errorf("a new heartbeat did not move node 5's last sighting (%v)", got)
+	}
+	_ = bw.w.Stop()
+}
