@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"slices"
 	"strconv"
@@ -18,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 func newBenchFailoverCmd() *cobra.Command {
@@ -108,11 +110,15 @@ type failoverNodes interface {
 
 // round is one measured leader kill.
 type round struct {
-	killed       int32
-	metaLeader   bool // the killed node led KV_sluice_meta
-	liveLeader   bool // ... KV_sluice_live
-	controller   bool
-	failover     time.Duration
+	killed     int32
+	metaLeader bool // the killed node led KV_sluice_meta
+	liveLeader bool // ... KV_sluice_live
+	controller bool
+	failover   time.Duration
+	// elected is when a surviving node first named a new leader in its
+	// metadata: the cluster's part of failover, without the producer's
+	// retry backoff; -1 if it was not seen.
+	elected      time.Duration
 	newLeader    int32
 	newEpoch     int32
 	backInSync   time.Duration // from restart to a full ISR
@@ -212,10 +218,14 @@ func yesNo(b bool) string {
 // rounds and over those that did not kill the metadata stream's leader.
 func writeFailoverTable(w io.Writer, rs []round, acked, failed int64) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "round\tkilled\tKV meta leader\tKV live leader\tcontroller\tfailover\tnew leader\tback in ISR\t")
+	fmt.Fprintln(tw, "round\tkilled\tKV meta leader\tKV live leader\tcontroller\tleader elected\tfailover\tnew leader\tback in ISR\t")
 	for i, r := range rs {
-		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%s\t%d\t%s\t\n", i+1, r.killed, yesNo(r.metaLeader), yesNo(r.liveLeader), yesNo(r.controller),
-			r.failover.Round(time.Millisecond), r.newLeader, r.backInSync.Round(time.Millisecond))
+		elected := "-"
+		if r.elected >= 0 {
+			elected = r.elected.Round(time.Millisecond).String()
+		}
+		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t\n", i+1, r.killed, yesNo(r.metaLeader), yesNo(r.liveLeader), yesNo(r.controller),
+			elected, r.failover.Round(time.Millisecond), r.newLeader, r.backInSync.Round(time.Millisecond))
 	}
 	tw.Flush()
 	summary := func(what string, keep func(round) bool) {
@@ -231,6 +241,17 @@ func writeFailoverTable(w io.Writer, rs []round, acked, failed int64) {
 		slices.Sort(ds)
 		p50 := ds[(len(ds)+1)/2-1]
 		fmt.Fprintf(w, "failover %s (%d rounds): p50 %s, max %s\n", what, len(ds), p50.Round(time.Millisecond), ds[len(ds)-1].Round(time.Millisecond))
+	}
+	var elected []time.Duration
+	for _, r := range rs {
+		if r.elected >= 0 {
+			elected = append(elected, r.elected)
+		}
+	}
+	if len(elected) > 0 {
+		slices.Sort(elected)
+		fmt.Fprintf(w, "new leader in the metadata (%d rounds): p50 %s, max %s\n", len(elected),
+			elected[(len(elected)+1)/2-1].Round(time.Millisecond), elected[len(elected)-1].Round(time.Millisecond))
 	}
 	summary("time", func(round) bool { return true })
 	summary("time without the KV_sluice_meta leader killed", func(r round) bool { return !r.metaLeader })
@@ -371,14 +392,29 @@ func (t failoverTarget) round(ctx context.Context, p *failoverProducer) (round, 
 		return round{}, err
 	}
 	r := round{killed: part.Leader}
-	meta, live, err := t.streamLeaders(ctx, part.Leader)
-	if err != nil {
-		return r, err
+	// A replica's "current" flag can drop for a moment between two
+	// heartbeats on a busy machine, after waitInSync saw it set: ask
+	// again for a while before giving up on the round.
+	var meta, live string
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if meta, live, err = t.streamLeaders(ctx, part.Leader); err == nil {
+			break
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return r, err
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	r.metaLeader, r.liveLeader = meta == natsServerName(r.killed), live == natsServerName(r.killed)
+	var survivors []string
 	if adm, cl, err := t.admin(); err == nil {
 		if md, err := adm.Metadata(ctx); err == nil {
 			r.controller = md.Controller == r.killed
+			for _, b := range md.Brokers {
+				if b.NodeID != r.killed {
+					survivors = append(survivors, net.JoinHostPort(b.Host, strconv.Itoa(int(b.Port))))
+				}
+			}
 		}
 		cl.Close()
 	}
@@ -388,6 +424,10 @@ func (t failoverTarget) round(ctx context.Context, p *failoverProducer) (round, 
 	if err := t.nodes.kill(r.killed); err != nil {
 		return r, fmt.Errorf("kill node %d: %w", r.killed, err)
 	}
+	electCtx, stopWatching := context.WithTimeout(ctx, time.Minute)
+	defer stopWatching()
+	elected := make(chan time.Duration, 1)
+	go func() { elected <- t.watchElection(electCtx, survivors, r.killed, killedAt) }()
 	// Acknowledgements read before the kill finished may still come from
 	// the old leader; one read after it cannot.
 	ackedAt, err := p.ackAfter(ctx, time.Now(), 2*time.Minute)
@@ -395,6 +435,7 @@ func (t failoverTarget) round(ctx context.Context, p *failoverProducer) (round, 
 		return r, fmt.Errorf("no produce acknowledged after killing node %d: %w", r.killed, err)
 	}
 	r.failover = ackedAt.Sub(killedAt)
+	r.elected = <-elected
 	r.failedWrites = p.failed() - failedBefore
 
 	after, err := t.partition(ctx)
@@ -410,6 +451,47 @@ func (t failoverTarget) round(ctx context.Context, p *failoverProducer) (round, 
 	}
 	r.backInSync = time.Since(restartAt)
 	return r, nil
+}
+
+// watchElection asks the surviving nodes for the partition's leader every
+// few milliseconds (each node directly: a client would also try the dead
+// one) and returns the time from killedAt to the first answer naming a
+// leader other than killed, or -1 if ctx ends first.
+func (t failoverTarget) watchElection(ctx context.Context, survivors []string, killed int32, killedAt time.Time) time.Duration {
+	if len(survivors) == 0 {
+		return -1
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(survivors...), kgo.ClientID("sluice-bench-failover"))
+	if err != nil {
+		return -1
+	}
+	defer cl.Close()
+	req := kmsg.NewPtrMetadataRequest()
+	rt := kmsg.NewMetadataRequestTopic()
+	rt.Topic = kmsg.StringPtr(t.topic)
+	req.Topics = append(req.Topics, rt)
+	for ctx.Err() == nil {
+		for _, b := range cl.SeedBrokers() {
+			rctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+			resp, err := b.Request(rctx, req)
+			cancel()
+			if err != nil {
+				continue
+			}
+			for _, mt := range resp.(*kmsg.MetadataResponse).Topics {
+				for _, mp := range mt.Partitions {
+					if mp.Partition == 0 && mp.Leader >= 0 && mp.Leader != killed {
+						return time.Since(killedAt)
+					}
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	return -1
 }
 
 // failoverProducer writes one record at a time with acks=all and notes
