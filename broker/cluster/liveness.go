@@ -71,6 +71,9 @@ type liveness struct {
 	ctrlSet bool
 	subs    map[int]chan struct{}
 	nextSub int
+	// heard is when the watch last delivered anything: a reloaded watch
+	// went quiet then, so what it missed was written after it.
+	heard time.Time
 }
 
 func newLiveness(kv jetstream.KeyValue, self NodeInfo, timeout time.Duration, log *slog.Logger) *liveness {
@@ -159,6 +162,7 @@ func (l *liveness) sweep() {
 func (l *liveness) applyBatch(entries []jetstream.KeyValueEntry) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.heard = time.Now()
 	changed := false
 	for _, e := range entries {
 		if e != nil && l.applyLocked(e) {
@@ -181,22 +185,55 @@ func (l *liveness) replace(entries []jetstream.KeyValueEntry) {
 	known := l.nodes
 	l.nodes = make(map[int32]liveNode, len(known))
 	for _, e := range entries {
-		if e == nil || !strings.HasPrefix(e.Key(), keyPrefixNode) || e.Operation() != jetstream.KeyValuePut {
+		if e == nil || e.Operation() != jetstream.KeyValuePut {
 			continue
 		}
-		if id, err := strconv.ParseInt(e.Key()[len(keyPrefixNode):], 10, 32); err == nil {
-			if prev, ok := known[int32(id)]; ok && prev.rev == e.Revision() {
-				l.nodes[int32(id)] = prev
+		if id := nodeIDOf(e.Key()); id >= 0 {
+			if prev, ok := known[id]; ok && prev.rev == e.Revision() {
+				l.nodes[id] = prev
 			}
 		}
 	}
 	l.ctrl, l.ctrlSet = versioned[controllerRecord]{}, false
+	quietSince, now := l.heard, time.Now()
 	for _, e := range entries {
-		if e != nil {
-			l.applyLocked(e)
+		if e == nil {
+			continue
+		}
+		_, preserved := l.nodes[nodeIDOf(e.Key())]
+		l.applyLocked(e)
+		// A heartbeat the stalled watch missed was written while it was
+		// quiet; its own timestamp says when, better than now does. Taken
+		// as now, the last heartbeat of a peer that died as the watch
+		// stalled kept it alive for a whole sweep longer (failovers of
+		// 2.34 s: a session timeout plus the sweep's 1.33 s).
+		if id := nodeIDOf(e.Key()); id >= 0 && !preserved && e.Operation() == jetstream.KeyValuePut {
+			if n, ok := l.nodes[id]; ok {
+				n.seen = e.Created()
+				if n.seen.Before(quietSince) {
+					n.seen = quietSince
+				}
+				if n.seen.After(now) {
+					n.seen = now
+				}
+				l.nodes[id] = n
+			}
 		}
 	}
+	l.heard = now
 	l.notifyLocked()
+}
+
+// nodeIDOf is the node id of a heartbeat key, -1 for other keys.
+func nodeIDOf(key string) int32 {
+	if !strings.HasPrefix(key, keyPrefixNode) {
+		return -1
+	}
+	id, err := strconv.ParseInt(key[len(keyPrefixNode):], 10, 32)
+	if err != nil || id < 0 {
+		return -1
+	}
+	return int32(id)
 }
 
 // applyLocked applies one entry and reports whether subscribers should
