@@ -176,48 +176,38 @@ func (l *liveness) applyBatch(entries []jetstream.KeyValueEntry) {
 
 // replace makes entries, the bucket's whole contents, the view: nodes and
 // a controller lease that are not in it are gone.
+//
+// The watch is typically reloaded just as a peer dies, so when each
+// heartbeat was seen matters: one seen before keeps its time, and one the
+// stalled watch missed counts from its own timestamp (never before the
+// watch went quiet, never after now). Taken as now, the last heartbeat of
+// a peer that died as the watch stalled kept it alive a whole sweep longer.
 func (l *liveness) replace(entries []jetstream.KeyValueEntry) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	// Nodes start over from the entries, but a heartbeat already seen
-	// keeps the time it was first seen: the watch is typically reloaded
-	// just as a peer dies, whose last heartbeat must not look fresh.
 	known := l.nodes
 	l.nodes = make(map[int32]liveNode, len(known))
-	for _, e := range entries {
-		if e == nil || e.Operation() != jetstream.KeyValuePut {
-			continue
-		}
-		if id := nodeIDOf(e.Key()); id >= 0 {
-			if prev, ok := known[id]; ok && prev.rev == e.Revision() {
-				l.nodes[id] = prev
-			}
-		}
-	}
 	l.ctrl, l.ctrlSet = versioned[controllerRecord]{}, false
 	quietSince, now := l.heard, time.Now()
 	for _, e := range entries {
 		if e == nil {
 			continue
 		}
-		_, preserved := l.nodes[nodeIDOf(e.Key())]
+		id := nodeIDOf(e.Key())
+		prev, wasKnown := known[id]
+		if wasKnown {
+			l.nodes[id] = prev // so that applyLocked recognises a heartbeat already seen
+		}
 		l.applyLocked(e)
-		// A heartbeat the stalled watch missed was written while it was
-		// quiet; its own timestamp says when, better than now does. Taken
-		// as now, the last heartbeat of a peer that died as the watch
-		// stalled kept it alive for a whole sweep longer (failovers of
-		// 2.34 s: a session timeout plus the sweep's 1.33 s).
-		if id := nodeIDOf(e.Key()); id >= 0 && !preserved && e.Operation() == jetstream.KeyValuePut {
-			if n, ok := l.nodes[id]; ok {
-				n.seen = e.Created()
-				if n.seen.Before(quietSince) {
-					n.seen = quietSince
-				}
-				if n.seen.After(now) {
-					n.seen = now
-				}
-				l.nodes[id] = n
+		if n, ok := l.nodes[id]; ok && (!wasKnown || prev.rev != n.rev) {
+			n.seen = e.Created()
+			if n.seen.Before(quietSince) {
+				n.seen = quietSince
 			}
+			if n.seen.After(now) {
+				n.seen = now
+			}
+			l.nodes[id] = n
 		}
 	}
 	l.heard = now
@@ -258,16 +248,13 @@ func (l *liveness) applyLocked(e jetstream.KeyValueEntry) bool {
 		}
 		l.ctrl, l.ctrlSet = versioned[controllerRecord]{rec, e.Revision()}, true
 		return true
-	case strings.HasPrefix(key, keyPrefixNode):
-		id, err := strconv.ParseInt(key[len(keyPrefixNode):], 10, 32)
-		if err != nil {
-			return false
-		}
+	case nodeIDOf(key) >= 0:
+		id := nodeIDOf(key)
 		if deleted {
-			if _, ok := l.nodes[int32(id)]; !ok {
+			if _, ok := l.nodes[id]; !ok {
 				return false
 			}
-			delete(l.nodes, int32(id))
+			delete(l.nodes, id)
 			return true
 		}
 		var info NodeInfo
@@ -275,14 +262,14 @@ func (l *liveness) applyLocked(e jetstream.KeyValueEntry) bool {
 			l.log.Warn("ignoring malformed heartbeat", "key", key, "err", err)
 			return false
 		}
-		prev, known := l.nodes[int32(id)]
+		prev, known := l.nodes[id]
 		seen := time.Now()
 		if known && prev.rev == e.Revision() {
 			// The same heartbeat again (a reloaded watch): it says
 			// nothing new about the node being alive.
 			seen = prev.seen
 		}
-		l.nodes[int32(id)] = liveNode{info: info, seen: seen, rev: e.Revision()}
+		l.nodes[id] = liveNode{info: info, seen: seen, rev: e.Revision()}
 		// A plain heartbeat changes nothing for subscribers.
 		return !known || prev.info != info
 	}
