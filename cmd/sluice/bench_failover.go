@@ -228,11 +228,12 @@ func writeFailoverTable(w io.Writer, rs []round, acked, failed int64) {
 			elected, r.failover.Round(time.Millisecond), r.newLeader, r.backInSync.Round(time.Millisecond))
 	}
 	tw.Flush()
-	summary := func(what string, keep func(round) bool) {
+	// summary prints the p50 and max of one duration of the rounds kept.
+	summary := func(label string, of func(round) time.Duration, keep func(round) bool) {
 		var ds []time.Duration
 		for _, r := range rs {
-			if keep(r) {
-				ds = append(ds, r.failover)
+			if keep(r) && of(r) >= 0 {
+				ds = append(ds, of(r))
 			}
 		}
 		if len(ds) == 0 {
@@ -240,22 +241,15 @@ func writeFailoverTable(w io.Writer, rs []round, acked, failed int64) {
 		}
 		slices.Sort(ds)
 		p50 := ds[(len(ds)+1)/2-1]
-		fmt.Fprintf(w, "failover %s (%d rounds): p50 %s, max %s\n", what, len(ds), p50.Round(time.Millisecond), ds[len(ds)-1].Round(time.Millisecond))
+		fmt.Fprintf(w, "%s (%d rounds): p50 %s, max %s\n", label, len(ds), p50.Round(time.Millisecond), ds[len(ds)-1].Round(time.Millisecond))
 	}
-	var elected []time.Duration
-	for _, r := range rs {
-		if r.elected >= 0 {
-			elected = append(elected, r.elected)
-		}
-	}
-	if len(elected) > 0 {
-		slices.Sort(elected)
-		fmt.Fprintf(w, "new leader in the metadata (%d rounds): p50 %s, max %s\n", len(elected),
-			elected[(len(elected)+1)/2-1].Round(time.Millisecond), elected[len(elected)-1].Round(time.Millisecond))
-	}
-	summary("time", func(round) bool { return true })
-	summary("time without the KV_sluice_meta leader killed", func(r round) bool { return !r.metaLeader })
-	summary("time with the KV_sluice_meta leader killed", func(r round) bool { return r.metaLeader })
+	elected := func(r round) time.Duration { return r.elected }
+	failover := func(r round) time.Duration { return r.failover }
+	all := func(round) bool { return true }
+	summary("new leader in the metadata", elected, all)
+	summary("failover time", failover, all)
+	summary("failover time without the KV_sluice_meta leader killed", failover, func(r round) bool { return !r.metaLeader })
+	summary("failover time with the KV_sluice_meta leader killed", failover, func(r round) bool { return r.metaLeader })
 	fmt.Fprintf(w, "producer: %d records acknowledged, %d failed\n", acked, failed)
 }
 
