@@ -61,7 +61,7 @@ func (bw *bucketWatch) reopenSoon() {
 // startBucketWatch loads the bucket's current contents through apply and
 // then follows updates in a goroutine owned by wg until runCtx ends.
 func startBucketWatch(ctx, runCtx context.Context, wg *sync.WaitGroup, bw *bucketWatch) error {
-	w, err := openWatch(ctx, runCtx, bw.kv)
+	w, err := openWatch(ctx, runCtx, jsretry.Do, bw.kv)
 	if err != nil {
 		return err
 	}
@@ -115,9 +115,11 @@ func (bw *bucketWatch) noteApplied(entries []jetstream.KeyValueEntry) {
 // nats.go ties the subscription to the context it was created with, so the
 // creation timeout cannot be a deadline on that context: a timer cancels
 // it instead, and a watch whose timer fired is discarded.
-func openWatch(ctx, runCtx context.Context, kv jetstream.KeyValue, opts ...jetstream.WatchOpt) (jetstream.KeyWatcher, error) {
+// retry is jsretry.Do or a variant with other attempt timeouts.
+func openWatch(ctx, runCtx context.Context, retry func(context.Context, func(context.Context) error) error,
+	kv jetstream.KeyValue, opts ...jetstream.WatchOpt) (jetstream.KeyWatcher, error) {
 	var w jetstream.KeyWatcher
-	err := jsretry.Do(ctx, func(attemptCtx context.Context) error {
+	err := retry(ctx, func(attemptCtx context.Context) error {
 		wctx, cancel := context.WithCancel(runCtx)
 		stopTimer := context.AfterFunc(attemptCtx, cancel)
 		var err error
@@ -210,6 +212,15 @@ func (bw *bucketWatch) behind(ctx context.Context, revAtCheck uint64) bool {
 	return info.State.LastSeq > bw.rev
 }
 
+// reopenAttempts are short because a watch is mostly reopened just after
+// a server died: the request that creates the new watch's consumer is lost
+// while the stream elects a new leader, and with Do's 750 ms and 1.5 s
+// attempts the reopen, and with it the failover, waited 2.3 s where the
+// election took about one.
+func reopenAttempts(ctx context.Context, op func(context.Context) error) error {
+	return jsretry.DoWithin(ctx, 250*time.Millisecond, 500*time.Millisecond, op)
+}
+
 func (bw *bucketWatch) reopen(ctx context.Context) bool {
 	// Stop deletes the old consumer with a request that waits out nats.go's
 	// 5 s timeout when the consumer's server is the one that died, so it
@@ -218,7 +229,7 @@ func (bw *bucketWatch) reopen(ctx context.Context) bool {
 	octx, cancel := context.WithTimeout(ctx, jsretry.AttemptTimeout)
 	defer cancel()
 	if bw.resync != nil {
-		w, err := openWatch(octx, ctx, bw.kv)
+		w, err := openWatch(octx, ctx, reopenAttempts, bw.kv)
 		if err == nil {
 			var contents []jetstream.KeyValueEntry
 			if contents, err = loadContents(octx, w); err == nil {
@@ -237,7 +248,7 @@ func (bw *bucketWatch) reopen(ctx context.Context) bool {
 	if bw.rev > 0 {
 		opts = append(opts, jetstream.ResumeFromRevision(bw.rev+1), jetstream.IncludeHistory())
 	}
-	w, err := openWatch(octx, ctx, bw.kv, opts...)
+	w, err := openWatch(octx, ctx, reopenAttempts, bw.kv, opts...)
 	if err != nil {
 		bw.log.Warn("could not reopen stalled watch", "bucket", bw.name, "err", err)
 		return false

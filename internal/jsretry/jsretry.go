@@ -48,10 +48,18 @@ func Transient(err error) bool {
 // Do runs op with a per-attempt timeout and backs off on transient errors
 // until ctx ends.
 func Do(ctx context.Context, op func(ctx context.Context) error) error {
-	backoff, timeout := 20*time.Millisecond, FirstAttemptTimeout
+	return DoWithin(ctx, FirstAttemptTimeout, AttemptTimeout, op)
+}
+
+// DoWithin is Do with attempts that start at first and double up to most.
+// A request that races a stream's leader election is lost, not delayed,
+// so an attempt that waits longer than an election only adds its wait:
+// a caller that is in a hurry right after a server died uses short ones.
+func DoWithin(ctx context.Context, first, most time.Duration, op func(ctx context.Context) error) error {
+	backoff, timeout := 20*time.Millisecond, first
 	for {
 		actx, cancel := context.WithTimeout(ctx, timeout)
-		timeout = min(2*timeout, AttemptTimeout)
+		timeout = min(2*timeout, most)
 		err := op(actx)
 		cancel()
 		if err == nil || !Transient(err) {
