@@ -261,25 +261,13 @@ type localClusterConfig struct {
 	log            *slog.Logger
 }
 
-// localStartAttempts covers the window between reserving a route port and
-// NATS binding it, in which another process can take it.
-const localStartAttempts = 3
-
 // startLocalCluster starts the nodes concurrently (a clustered node cannot
 // finish starting before a quorum is up) and serves them once all are up.
+// A start that lost a reserved route port to another process is retried.
 func startLocalCluster(ctx context.Context, c localClusterConfig) (*localCluster, error) {
-	var errs []error
-	for attempt := range localStartAttempts {
-		lc, err := tryLocalCluster(ctx, c, filepath.Join(c.dir, "attempt-"+strconv.Itoa(attempt)))
-		if err == nil {
-			return lc, nil
-		}
-		errs = append(errs, fmt.Errorf("attempt %d: %w", attempt+1, err))
-		if ctx.Err() != nil {
-			break
-		}
-	}
-	return nil, errors.Join(errs...)
+	return loopback.Start(ctx, c.dir, func(dir string) (*localCluster, error) {
+		return tryLocalCluster(ctx, c, dir)
+	})
 }
 
 func tryLocalCluster(ctx context.Context, c localClusterConfig, dir string) (*localCluster, error) {

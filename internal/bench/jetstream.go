@@ -88,18 +88,9 @@ func StartJetStreamCluster(ctx context.Context, dir string, n int, policy SyncPo
 	if n < 2 {
 		return nil, fmt.Errorf("jetstream cluster of %d servers: need at least 2", n)
 	}
-	var errs []error
-	for attempt := range 3 {
-		js, err := startJetStreamCluster(ctx, filepath.Join(dir, "attempt-"+strconv.Itoa(attempt)), n, policy)
-		if err == nil {
-			return js, nil
-		}
-		errs = append(errs, fmt.Errorf("attempt %d: %w", attempt+1, err))
-		if ctx.Err() != nil {
-			break
-		}
-	}
-	return nil, errors.Join(errs...)
+	return loopback.Start(ctx, dir, func(dir string) (*JetStream, error) {
+		return startJetStreamCluster(ctx, dir, n, policy)
+	})
 }
 
 func startJetStreamCluster(ctx context.Context, dir string, n int, policy SyncPolicy) (*JetStream, error) {
